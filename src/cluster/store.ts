@@ -1,0 +1,106 @@
+/**
+ * Control-plane access to the configuration kept in the data nodes: read every copy, pick the
+ * highest epoch, write with compare-and-set. Uses ioredis connections that never queue commands
+ * while disconnected and never retry on their own: the caller decides what a failure means.
+ */
+import Redis from 'ioredis';
+import {
+  CAS_CONFIG_SCRIPT,
+  CONFIG_KEY,
+  VERSION_KEY,
+  ClusterConfig,
+  ConfigError,
+  configVersion,
+  parseConfig,
+  serializeConfig,
+  splitAddress,
+} from './config';
+
+export interface ControlOptions {
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+}
+
+/** A control-plane connection to one node. Close it with `disconnect()`. */
+export function controlClient(address: string, opts: ControlOptions = {}): Redis {
+  const { host, port } = splitAddress(address);
+  const r = new Redis({
+    host,
+    port,
+    lazyConnect: false,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: opts.connectTimeoutMs ?? 1000,
+    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    enableReadyCheck: false,
+    autoResendUnfulfilledCommands: false,
+  });
+  r.on('error', () => {
+    /* reported through the failing commands */
+  });
+  return r;
+}
+
+/** One node's copy of the configuration, or why it has none usable. */
+export type NodeCopy =
+  | { address: string; ok: true; config: ClusterConfig; text: string; version: string }
+  | { address: string; ok: false; reachable: boolean; reason: string; text?: string };
+
+/** Reads `__cluster__:config` and `__cluster__:version` from one node and checks them. */
+export async function readCopy(client: Redis, address: string): Promise<NodeCopy> {
+  let text: string | null;
+  let version: string | null;
+  try {
+    const res = await client.pipeline().get(CONFIG_KEY).get(VERSION_KEY).exec();
+    if (!res) throw new Error('no reply');
+    for (const [err] of res) if (err) throw err;
+    text = res[0]![1] as string | null;
+    version = res[1]![1] as string | null;
+  } catch (e) {
+    return { address, ok: false, reachable: false, reason: `unreachable: ${(e as Error).message}` };
+  }
+  if (text === null) return { address, ok: false, reachable: true, reason: 'holds no configuration' };
+  if (version !== configVersion(text))
+    return { address, ok: false, reachable: true, reason: `version ${version} is not the SHA1 of the stored configuration`, text };
+  try {
+    return { address, ok: true, config: parseConfig(text), text, version };
+  } catch (e) {
+    return { address, ok: false, reachable: true, reason: (e as ConfigError).message, text };
+  }
+}
+
+/** The good copy with the highest epoch, if any. */
+export function newest(copies: NodeCopy[]): Extract<NodeCopy, { ok: true }> | null {
+  let best: Extract<NodeCopy, { ok: true }> | null = null;
+  for (const c of copies) if (c.ok && (!best || c.config.epoch > best.config.epoch)) best = c;
+  return best;
+}
+
+/**
+ * Compare-and-set write of `config` on one node: written only if the node's epoch is lower.
+ * Resolves true when written, false when the node already had that epoch or a newer one.
+ */
+export async function writeCopy(client: Redis, config: ClusterConfig): Promise<boolean> {
+  const text = serializeConfig(config);
+  const r = await client.eval(CAS_CONFIG_SCRIPT, 2, CONFIG_KEY, VERSION_KEY, text, String(config.epoch), configVersion(text));
+  return r === 1;
+}
+
+/** Writes on every address; returns per-address outcome ('written', 'current', or an error). */
+export async function writeEverywhere(
+  clients: Map<string, Redis>,
+  config: ClusterConfig,
+): Promise<Map<string, 'written' | 'current' | Error>> {
+  const out = new Map<string, 'written' | 'current' | Error>();
+  await Promise.all(
+    [...clients].map(async ([addr, c]) => {
+      try {
+        out.set(addr, (await writeCopy(c, config)) ? 'written' : 'current');
+      } catch (e) {
+        out.set(addr, e as Error);
+      }
+    }),
+  );
+  return out;
+}
