@@ -1,0 +1,170 @@
+/**
+ * `ringside create`: turns plain Redis servers into a cluster. Checks that every address
+ * answers, refuses when one already holds a configuration (unless forced), sets up replication
+ * (REPLICAOF) and waits until every replica's link is up, then writes the initial configuration
+ * to every master with compare-and-set and logs the event. Replicas receive the metadata by
+ * replication; create waits (WAIT) until they have it.
+ */
+import Redis from 'ioredis';
+import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
+import { controlClient, readCopy, writeCopy } from '../cluster/store';
+
+export interface CreateOptions {
+  /** One entry per node: its master and replica addresses ("host:port"). */
+  shards: InitialShard[];
+  failover?: FailoverMode;
+  timing?: Partial<Timing>;
+  /** Overwrite configurations the servers already hold (the new epoch is above theirs). */
+  force?: boolean;
+  /** Bound on the wait for replication links (default 15 s). */
+  linkTimeoutMs?: number;
+  /** Progress lines for a human. */
+  onProgress?: (line: string) => void;
+}
+
+/** Some address does not answer PING. */
+export class UnreachableNodeError extends Error {
+  override name = 'UnreachableNodeError';
+}
+
+/** A server already holds a cluster configuration and `force` was not given. */
+export class AlreadyCreatedError extends Error {
+  override name = 'AlreadyCreatedError';
+}
+
+/** A replica's link to its master did not come up in time. */
+export class ReplicationTimeoutError extends Error {
+  override name = 'ReplicationTimeoutError';
+}
+
+/** The configuration could not be written to every master. */
+export class ConfigWriteError extends Error {
+  override name = 'ConfigWriteError';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `INFO replication` as a field map. */
+export async function replicationInfo(client: Redis): Promise<Record<string, string>> {
+  const text = await client.info('replication');
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const i = line.indexOf(':');
+    if (i > 0 && !line.startsWith('#')) out[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return out;
+}
+
+/**
+ * Appends one event to `__cluster__:log` on each client (LPUSH JSON, LTRIM 0 999). Resolves with
+ * the addresses where it failed; a log line is not worth failing an operation for.
+ */
+export async function appendLog(clients: Map<string, Redis>, event: Record<string, unknown>): Promise<string[]> {
+  const line = JSON.stringify({ time: Date.now(), ...event });
+  const failed: string[] = [];
+  await Promise.all(
+    [...clients].map(async ([addr, c]) => {
+      try {
+        await c.multi().lpush(LOG_KEY, line).ltrim(LOG_KEY, 0, 999).exec();
+      } catch {
+        failed.push(addr);
+      }
+    }),
+  );
+  return failed;
+}
+
+export function closeAll(clients: Map<string, Redis>): void {
+  for (const c of clients.values()) c.disconnect();
+}
+
+export async function createCluster(opts: CreateOptions): Promise<ClusterConfig> {
+  const progress = opts.onProgress ?? (() => {});
+  // Validates the shape first: bad or repeated addresses fail before anything is touched.
+  let config = initialConfig(opts.shards, { failover: opts.failover, timing: opts.timing });
+  const masterAddrs = opts.shards.map((s) => s.master);
+  const all = opts.shards.flatMap((s) => [s.master, ...s.replicas]);
+  const clients = new Map<string, Redis>(all.map((a) => [a, controlClient(a, { commandTimeoutMs: 5000 })]));
+  try {
+    const down: string[] = [];
+    await Promise.all(
+      all.map(async (a) => {
+        try {
+          await clients.get(a)!.ping();
+        } catch (e) {
+          down.push(`${a} (${(e as Error).message})`);
+        }
+      }),
+    );
+    if (down.length) throw new UnreachableNodeError(`cannot reach ${down.sort().join(', ')}`);
+
+    const copies = await Promise.all(all.map((a) => readCopy(clients.get(a)!, a)));
+    const lost = copies.filter((c) => !c.ok && !c.reachable);
+    if (lost.length) throw new UnreachableNodeError(`cannot read ${lost.map((c) => `${c.address} (${!c.ok && c.reason})`).join(', ')}`);
+    const holding = copies.filter((c) => c.ok || c.text !== undefined);
+    if (holding.length && !opts.force) {
+      const what = holding.map((c) => (c.ok ? `${c.address} (epoch ${c.config.epoch})` : `${c.address} (${c.reason})`));
+      throw new AlreadyCreatedError(`already part of a cluster: ${what.join(', ')}; use --force to overwrite`);
+    }
+    const highest = Math.max(0, ...copies.map((c) => (c.ok ? c.config.epoch : 0)));
+    if (highest >= config.epoch) config = { ...config, epoch: highest + 1 };
+
+    progress(`setting up replication for ${opts.shards.length} node(s)`);
+    for (const s of opts.shards) {
+      await clients.get(s.master)!.call('REPLICAOF', 'NO', 'ONE');
+      const { host, port } = splitAddress(s.master);
+      for (const r of s.replicas) await clients.get(r)!.call('REPLICAOF', host, String(port));
+    }
+    await waitForLinks(opts.shards, clients, opts.linkTimeoutMs ?? 15_000);
+
+    const outcome = await Promise.all(
+      masterAddrs.map(async (a) => {
+        try {
+          return (await writeCopy(clients.get(a)!, config)) ? null : `${a} already holds epoch ${config.epoch} or newer`;
+        } catch (e) {
+          return `${a}: ${(e as Error).message}`;
+        }
+      }),
+    );
+    const failed = outcome.filter((o): o is string => o !== null);
+    if (failed.length) throw new ConfigWriteError(`configuration epoch ${config.epoch} not written: ${failed.join('; ')}`);
+    await appendLog(new Map(masterAddrs.map((a) => [a, clients.get(a)!])), { event: 'create', epoch: config.epoch, by: 'admin' });
+    // Replicas get the metadata by replication: wait until each has acknowledged it.
+    await Promise.all(
+      opts.shards
+        .filter((s) => s.replicas.length > 0)
+        .map((s) => clients.get(s.master)!.call('WAIT', String(s.replicas.length), '5000')),
+    );
+    progress(`configuration epoch ${config.epoch} written to ${masterAddrs.length} master(s)`);
+    return config;
+  } finally {
+    closeAll(clients);
+  }
+}
+
+/** Waits until every replica reports `master_link_status:up` towards its configured master. */
+async function waitForLinks(shards: InitialShard[], clients: Map<string, Redis>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const pending = new Map<string, string>();
+  for (const s of shards) for (const r of s.replicas) pending.set(r, s.master);
+  const last = new Map<string, string>();
+  while (pending.size) {
+    for (const [replica, master] of [...pending]) {
+      try {
+        const info = await replicationInfo(clients.get(replica)!);
+        const { port } = splitAddress(master);
+        const following = info.role === 'slave' && info.master_port === String(port);
+        if (following && info.master_link_status === 'up') pending.delete(replica);
+        else last.set(replica, `role ${info.role}, master ${info.master_host}:${info.master_port}, link ${info.master_link_status}`);
+      } catch (e) {
+        last.set(replica, (e as Error).message);
+      }
+    }
+    if (!pending.size) return;
+    if (Date.now() > deadline) {
+      const what = [...pending].map(([r, m]) => `${r} -> ${m} (${last.get(r) ?? 'no answer'})`);
+      throw new ReplicationTimeoutError(`replication link not up after ${timeoutMs} ms: ${what.join('; ')}`);
+    }
+    await sleep(100);
+  }
+}

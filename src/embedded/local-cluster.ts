@@ -1,0 +1,89 @@
+/**
+ * A whole cluster of local `redis-server` processes: N masters with R replicas each, created
+ * with `createCluster`. Used by `ringside demo` and by the integration tests.
+ */
+import { ClusterConfig, FailoverMode, Timing } from '../cluster/config';
+import { createCluster } from '../admin/create';
+import { RedisProcess } from './redis-process';
+
+export interface LocalClusterOptions {
+  masters?: number;
+  replicasPerMaster?: number;
+  /** Ports basePort, basePort+1, ...: shard i's master, then its replicas. Free ports when absent. */
+  basePort?: number;
+  timing?: Partial<Timing>;
+  failover?: FailoverMode;
+  /** Extra `redis-server` arguments for every process. */
+  redisArgs?: string[];
+}
+
+export interface LocalShard {
+  master: RedisProcess;
+  replicas: RedisProcess[];
+}
+
+export class LocalCluster {
+  readonly shards: LocalShard[];
+  /** The configuration written by create (epoch 1 on fresh servers). */
+  readonly config: ClusterConfig;
+  #stopped = false;
+
+  private constructor(shards: LocalShard[], config: ClusterConfig) {
+    this.shards = shards;
+    this.config = config;
+  }
+
+  static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
+    const masters = opts.masters ?? 3;
+    const replicas = opts.replicasPerMaster ?? 1;
+    if (!Number.isInteger(masters) || masters < 1) throw new RangeError('masters must be a whole number of at least 1');
+    if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicasPerMaster must be a whole number of at least 0');
+    const args = opts.redisArgs ?? [];
+    const started: RedisProcess[] = [];
+    const one = async (offset: number): Promise<RedisProcess> => {
+      const p = await RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + offset, args });
+      started.push(p);
+      return p;
+    };
+    try {
+      const shards = await Promise.all(
+        Array.from({ length: masters }, async (_, i) => {
+          const base = i * (1 + replicas);
+          const [master, ...reps] = await Promise.all(Array.from({ length: 1 + replicas }, (_, j) => one(base + j)));
+          return { master: master!, replicas: reps };
+        }),
+      );
+      const config = await createCluster({
+        shards: shards.map((s) => ({ master: s.master.address, replicas: s.replicas.map((r) => r.address) })),
+        timing: opts.timing,
+        failover: opts.failover,
+      });
+      return new LocalCluster(shards, config);
+    } catch (e) {
+      await Promise.all(started.map((p) => p.stop({ removeDir: true })));
+      throw e;
+    }
+  }
+
+  /** Master addresses, in node order: what a sidecar or the CLI takes as --seeds. */
+  get seeds(): string[] {
+    return this.shards.map((s) => s.master.address);
+  }
+
+  /** Every process, masters and replicas. */
+  get processes(): RedisProcess[] {
+    return this.shards.flatMap((s) => [s.master, ...s.replicas]);
+  }
+
+  /** The process listening on `address`, if it is one of ours. */
+  processAt(address: string): RedisProcess | undefined {
+    return this.processes.find((p) => p.address === address);
+  }
+
+  /** Stops every process and removes their directories. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await Promise.all(this.processes.map((p) => p.stop({ removeDir: true })));
+  }
+}

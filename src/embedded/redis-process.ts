@@ -1,0 +1,319 @@
+/**
+ * One `redis-server` child process on 127.0.0.1:<port> with its own directory, for the demo and
+ * the integration tests. No persistence (`--save '' --appendonly no`) unless extra arguments ask
+ * for it. Children never outlive this process: an 'exit' handler SIGKILLs any still running.
+ */
+import { spawn, ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RedisProcessOptions {
+  /** TCP port on 127.0.0.1; a free one when absent. */
+  port?: number;
+  /** Working directory; a fresh temporary one (removed by `stop({ removeDir: true })`) when absent. */
+  dir?: string;
+  /** More `redis-server` arguments, e.g. ['--maxmemory', '10mb']. */
+  args?: string[];
+  /** How long to wait for the server to answer (default 10 s). */
+  startTimeoutMs?: number;
+  /** The binary (default $RINGSIDE_REDIS_SERVER or `redis-server`). */
+  binary?: string;
+}
+
+/** The server did not start or did not answer in time. */
+export class RedisStartError extends Error {
+  override name = 'RedisStartError';
+}
+
+/** An operation that needs a running server was called on a stopped one. */
+export class RedisNotRunningError extends Error {
+  override name = 'RedisNotRunningError';
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (listen on 0, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => (port ? resolve(port) : reject(new Error('could not get a free port'))));
+    });
+  });
+}
+
+const live = new Set<RedisProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const p of live) p.killNow();
+  });
+  // A signal that nobody else handles would end this process without 'exit': take the children
+  // down first, then die of the same signal.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const handler = (): void => {
+      for (const p of live) p.killNow();
+      if (process.listenerCount(sig) === 1) {
+        process.removeListener(sig, handler);
+        process.kill(process.pid, sig);
+      }
+    };
+    process.on(sig, handler);
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Asks the server on `port` for PING and INFO server; true when it answers PONG and is the
+ * process `pid` (not some other server that took the port first).
+ */
+function answers(port: number, pid: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let text = '';
+    let done = false;
+    const finish = (ok: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    const sock = connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.on('error', () => finish(false));
+    sock.on('close', () => finish(false));
+    sock.on('connect', () => sock.write('PING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'));
+    sock.on('data', (d) => {
+      text += d.toString('latin1');
+      if (text.startsWith('-')) return finish(false); // e.g. -LOADING
+      const m = /^\+PONG\r\n\$(\d+)\r\n/.exec(text);
+      if (!m) return;
+      const body = text.slice(m[0].length);
+      if (body.length < Number(m[1])) return;
+      finish(new RegExp(`\\bprocess_id:${pid}\\r\\n`).test(body));
+    });
+  });
+}
+
+export class RedisProcess {
+  readonly port: number;
+  readonly dir: string;
+  readonly args: readonly string[];
+  #ownDir: boolean;
+  #binary: string;
+  #startTimeoutMs: number;
+  #child: ChildProcess | null = null;
+  #exited: Promise<void> = Promise.resolve();
+  #paused = false;
+  #stderr = '';
+
+  private constructor(port: number, dir: string, ownDir: boolean, opts: RedisProcessOptions) {
+    this.port = port;
+    this.dir = dir;
+    this.#ownDir = ownDir;
+    this.args = [...(opts.args ?? [])];
+    this.#binary = opts.binary ?? process.env.RINGSIDE_REDIS_SERVER ?? 'redis-server';
+    this.#startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+  }
+
+  /**
+   * Starts a server and resolves once it answers. With no port given, a free one is picked, and
+   * picked again if another process takes it before the server binds.
+   */
+  static async start(opts: RedisProcessOptions = {}): Promise<RedisProcess> {
+    installExitHook();
+    for (let attempt = 1; ; attempt++) {
+      const port = opts.port ?? (await freePort());
+      const ownDir = opts.dir === undefined;
+      const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `ringside-redis-${port}-`));
+      const p = new RedisProcess(port, dir, ownDir, opts);
+      try {
+        await p.#spawn();
+        return p;
+      } catch (e) {
+        await p.stop({ removeDir: true });
+        const portTaken = /address already in use|another server is listening/i.test((e as Error).message);
+        if (opts.port !== undefined || !portTaken || attempt >= 5) throw e;
+      }
+    }
+  }
+
+  /** "127.0.0.1:<port>" */
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Process id of the running server, undefined when stopped. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  get running(): boolean {
+    return this.#child !== null;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  async #spawn(): Promise<void> {
+    const argv = [
+      '--port', String(this.port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--daemonize', 'no',
+      '--dir', this.dir,
+      '--logfile', 'redis.log',
+      // A replica's first sync starts at once instead of after the default 5 s gathering delay.
+      '--repl-diskless-sync-delay', '0',
+      ...this.args,
+    ];
+    this.#stderr = '';
+    const child = spawn(this.#binary, argv, { stdio: ['ignore', 'ignore', 'pipe'], cwd: this.dir });
+    let spawnError: Error | null = null;
+    let exitInfo: string | null = null;
+    this.#child = child;
+    this.#paused = false;
+    live.add(this);
+    this.#exited = new Promise<void>((resolve) => {
+      child.on('error', (e) => {
+        spawnError = e;
+        exitInfo = e.message;
+        if (this.#child === child) this.#child = null;
+        live.delete(this);
+        resolve();
+      });
+      child.on('exit', (code, signal) => {
+        exitInfo = signal ? `killed by ${signal}` : `exited with code ${code}`;
+        if (this.#child === child) this.#child = null;
+        this.#paused = false;
+        live.delete(this);
+        resolve();
+      });
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.#stderr = (this.#stderr + d.toString('utf8')).slice(-4000);
+    });
+    const deadline = Date.now() + this.#startTimeoutMs;
+    for (;;) {
+      if (exitInfo !== null || spawnError) {
+        await this.#exited;
+        throw new RedisStartError(`redis-server on port ${this.port} ${exitInfo}: ${this.#why()}`);
+      }
+      if (await answers(this.port, child.pid!, 500)) return;
+      if (Date.now() > deadline) {
+        throw new RedisStartError(`redis-server on port ${this.port} did not answer within ${this.#startTimeoutMs} ms: ${this.#why()}`);
+      }
+      await sleep(30);
+    }
+  }
+
+  /** The last lines the server wrote, for error messages. */
+  #why(): string {
+    let logText = '';
+    try {
+      logText = readFileSync(join(this.dir, 'redis.log'), 'utf8');
+    } catch {
+      /* no log yet */
+    }
+    const lines = (this.#stderr + '\n' + logText).split('\n').map((l) => l.trim()).filter(Boolean);
+    return lines.slice(-5).join(' | ') || 'no output';
+  }
+
+  /**
+   * Stops the server: SIGTERM (after SIGCONT when paused), wait for it to exit, SIGKILL after
+   * `graceMs` (default 5 s). With `removeDir`, also removes the directory this object created.
+   */
+  async stop(opts: { graceMs?: number; removeDir?: boolean } = {}): Promise<void> {
+    const child = this.#child;
+    if (child) {
+      this.#signal(child, 'SIGTERM');
+      if (this.#paused) this.#signal(child, 'SIGCONT');
+      let timer: NodeJS.Timeout | undefined;
+      const killed = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.#signal(child, 'SIGKILL');
+          resolve();
+        }, opts.graceMs ?? 5000);
+      });
+      await Promise.race([this.#exited, killed]);
+      clearTimeout(timer);
+      await this.#exited;
+    }
+    if (opts.removeDir && this.#ownDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Sends a terminating signal (default SIGKILL, a crash) and resolves once the process is gone.
+   * A paused process is continued so that signals other than SIGKILL reach it.
+   */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT' || signal === 'SIGTSTP') {
+      throw new Error(`kill(${signal}) is not a terminating signal: use pause() / resume()`);
+    }
+    const child = this.#child;
+    if (!child) return;
+    this.#signal(child, signal);
+    if (this.#paused && signal !== 'SIGKILL') this.#signal(child, 'SIGCONT');
+    await this.#exited;
+  }
+
+  /** SIGSTOP: the server keeps its port but answers nothing (a hung node). */
+  pause(): void {
+    const child = this.#child;
+    if (!child) throw new RedisNotRunningError(`redis-server on port ${this.port} is not running`);
+    this.#signal(child, 'SIGSTOP');
+    this.#paused = true;
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    const child = this.#child;
+    if (!child) throw new RedisNotRunningError(`redis-server on port ${this.port} is not running`);
+    this.#signal(child, 'SIGCONT');
+    this.#paused = false;
+  }
+
+  /** Stops the server if it runs, then starts it again on the same port, directory and arguments. */
+  async restart(): Promise<void> {
+    await this.stop();
+    try {
+      await this.#spawn();
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Synchronous SIGKILL (SIGCONT first when paused): for the 'exit' handler. */
+  killNow(): void {
+    const child = this.#child;
+    if (!child) return;
+    if (this.#paused) this.#signal(child, 'SIGCONT');
+    this.#signal(child, 'SIGKILL');
+    if (this.#ownDir) {
+      try {
+        rmSync(this.dir, { recursive: true, force: true });
+      } catch {
+        /* best effort while exiting */
+      }
+    }
+  }
+
+  #signal(child: ChildProcess, signal: NodeJS.Signals): void {
+    try {
+      process.kill(child.pid!, signal);
+    } catch {
+      /* already gone */
+    }
+  }
+}
