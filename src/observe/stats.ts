@@ -22,6 +22,10 @@ export class Histogram {
 
 export type Outcome = 'ok' | 'error' | 'refused';
 
+/**
+ * One command name's figures. `calls` counts every command received under that name whatever its
+ * outcome, so ok = calls - errors - refused (Stats.recordCommand keeps that invariant).
+ */
 export interface CommandStat {
   calls: number;
   errors: number; // node replied with an error
@@ -70,6 +74,14 @@ export class Stats {
     let s = this.commands.get(name);
     if (!s) this.commands.set(name, (s = { calls: 0, errors: 0, refused: 0, usec: 0 }));
     return s;
+  }
+  /** Counts one command from an application: its name (lower case), outcome and time to reply. */
+  recordCommand(name: string, outcome: Outcome, usec: number): void {
+    const s = this.command(name);
+    s.calls++;
+    if (outcome === 'error') s.errors++;
+    else if (outcome === 'refused') s.refused++;
+    s.usec += usec;
   }
   family(name: string): Histogram {
     let h = this.familyLatency.get(name);
