@@ -1,0 +1,136 @@
+/**
+ * The sidecar's own slow log, with Redis's rules: a command taking at least `thresholdUsec`
+ * microseconds from arrival to reply is kept (negative threshold: off; 0: every command), newest
+ * first, at most `maxLen` entries; entry ids keep growing across RESET; at most 32 arguments and
+ * 128 bytes per argument are kept, with Redis's "... (N more ...)" markers.
+ *
+ * SLOWLOG GET entries carry the node the command went to as a 7th element, after Redis's six
+ * (id, time, usec, args, client address, client name); clients read the first six and ignore the
+ * rest, and the client name keeps its meaning.
+ */
+import type { SlowEntry } from './stats';
+
+export type { SlowEntry } from './stats';
+
+/** Redis's defaults: slowlog-log-slower-than 10000, slowlog-max-len 128. */
+export const DEFAULT_SLOWLOG_THRESHOLD_USEC = 10000;
+export const DEFAULT_SLOWLOG_MAX_LEN = 128;
+const MAX_ARGC = 32;
+const MAX_ARG_BYTES = 128;
+
+export class SlowLogSettingError extends Error {
+  override name = 'SlowLogSettingError';
+}
+
+export interface SlowClient {
+  /** ip:port of the application connection */
+  addr: string;
+  /** CLIENT SETNAME, '' when none */
+  name?: string;
+}
+
+function keepArg(a: Buffer | string): string {
+  const bytes = typeof a === 'string' ? Buffer.from(a) : a;
+  if (bytes.length <= MAX_ARG_BYTES) return typeof a === 'string' ? a : bytes.toString();
+  return `${bytes.subarray(0, MAX_ARG_BYTES).toString()}... (${bytes.length - MAX_ARG_BYTES} more bytes)`;
+}
+
+export class SlowLog {
+  #threshold: number;
+  #maxLen: number;
+  #nextId = 0;
+  /** newest first */
+  #entries: SlowEntry[] = [];
+
+  constructor(thresholdUsec: number = DEFAULT_SLOWLOG_THRESHOLD_USEC, maxLen: number = DEFAULT_SLOWLOG_MAX_LEN) {
+    this.#threshold = 0;
+    this.#maxLen = 0;
+    this.threshold = thresholdUsec;
+    this.maxLen = maxLen;
+  }
+
+  /** slowlog-log-slower-than, microseconds; negative turns the log off */
+  get threshold(): number {
+    return this.#threshold;
+  }
+  set threshold(usec: number) {
+    if (!Number.isInteger(usec)) throw new SlowLogSettingError(`slowlog threshold must be an integer number of microseconds, not ${usec}`);
+    this.#threshold = usec;
+  }
+
+  /** slowlog-max-len; lowering it drops the oldest entries */
+  get maxLen(): number {
+    return this.#maxLen;
+  }
+  set maxLen(n: number) {
+    if (!Number.isInteger(n) || n < 0) throw new SlowLogSettingError(`slowlog max length must be a non-negative integer, not ${n}`);
+    this.#maxLen = n;
+    if (this.#entries.length > n) this.#entries.length = n;
+  }
+
+  /**
+   * Records the command if it took at least the threshold. Only a comparison when it did not.
+   * `args` is the command with its arguments as received; `node` the data node address it went to
+   * ('' when it went to none, e.g. refused or answered locally). Returns whether it was kept.
+   */
+  maybeAdd(usec: number, args: readonly (Buffer | string)[], client: SlowClient | string, node: string): boolean {
+    if (this.#threshold < 0 || usec < this.#threshold) return false;
+    if (this.#maxLen === 0) {
+      this.#nextId++; // Redis numbers it, then trims it away at once
+      return false;
+    }
+    const argc = Math.min(args.length, MAX_ARGC);
+    const kept: string[] = [];
+    for (let i = 0; i < argc; i++) {
+      kept.push(i === MAX_ARGC - 1 && args.length > MAX_ARGC ? `... (${args.length - MAX_ARGC + 1} more arguments)` : keepArg(args[i]!));
+    }
+    const entry: SlowEntry = {
+      id: this.#nextId++,
+      time: Math.floor(Date.now() / 1000),
+      usec: Math.round(usec),
+      args: kept,
+      client: typeof client === 'string' ? client : client.addr,
+      name: typeof client === 'string' ? '' : (client.name ?? ''),
+      node,
+    };
+    this.#entries.unshift(entry);
+    if (this.#entries.length > this.#maxLen) this.#entries.length = this.#maxLen;
+    return true;
+  }
+
+  /** SLOWLOG GET [count]: the newest `count` entries (default 10, negative: all), newest first. */
+  get(count = 10): SlowEntry[] {
+    return count < 0 ? this.#entries.slice() : this.#entries.slice(0, count);
+  }
+
+  /** SLOWLOG LEN */
+  len(): number {
+    return this.#entries.length;
+  }
+
+  /** SLOWLOG RESET (ids keep growing, as in Redis) */
+  reset(): void {
+    this.#entries = [];
+  }
+}
+
+function bulk(parts: Buffer[], s: string): void {
+  const b = Buffer.from(s);
+  parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+}
+
+/**
+ * The RESP reply to SLOWLOG GET: an array of entries, each
+ * [id, unix time, microseconds, [args...], client address, client name, node address].
+ */
+export function encodeSlowlogGet(entries: readonly SlowEntry[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${entries.length}\r\n`)];
+  for (const e of entries) {
+    parts.push(Buffer.from(`*7\r\n:${e.id}\r\n:${e.time}\r\n:${e.usec}\r\n*${e.args.length}\r\n`));
+    for (const a of e.args) bulk(parts, a);
+    bulk(parts, e.client);
+    bulk(parts, e.name);
+    bulk(parts, e.node);
+  }
+  return Buffer.concat(parts);
+}
