@@ -74,6 +74,28 @@ export async function appendLog(clients: Map<string, Redis>, event: Record<strin
   return failed;
 }
 
+/**
+ * Resolves null once the client is connected, or the connection error. Asking an unreachable
+ * server nothing avoids commands that fail by flush, whose timeout timers would keep a CLI
+ * process alive for the whole command timeout.
+ */
+export function whenConnected(client: Redis, timeoutMs: number): Promise<Error | null> {
+  if (client.status === 'ready') return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = (e: Error | null): void => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('error', onError);
+      resolve(e);
+    };
+    const onReady = (): void => done(null);
+    const onError = (e: Error): void => done(e);
+    const timer = setTimeout(() => done(new Error(`no connection within ${timeoutMs} ms`)), timeoutMs);
+    client.on('ready', onReady);
+    client.on('error', onError);
+  });
+}
+
 export function closeAll(clients: Map<string, Redis>): void {
   for (const c of clients.values()) c.disconnect();
 }
