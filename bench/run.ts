@@ -1,0 +1,686 @@
+/**
+ * The Ringside benchmark driver (started by bench/run.sh, which builds it and guards the cleanup).
+ *
+ *   default    redis-benchmark against direct redis-server, twemproxy and ringside, alternating,
+ *              several rounds; medians, ratios, issue-5 targets → bench/results/latest.{md,json},
+ *              bench/results/ratios.svg
+ *   --memory   RSS per idle client connection (10 000 connections) of ringside and twemproxy
+ *              → bench/results/memory.{md,json}
+ *   --quick    issue 2's check: redis-benchmark -q -n 20000, full default test list, against the
+ *              sidecar; exit code 1 if any test reports an error or is missing
+ *
+ * Run `bash bench/run.sh --help` for the options.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { Endpoint, Procs, describe, run, sleep, treeCpuSeconds, treeRssKb } from './lib/procs';
+import {
+  ROOT,
+  RedisServer,
+  Target,
+  connArgs,
+  createCluster,
+  directTarget,
+  ringsideHas,
+  startRedis,
+  startRingside,
+  startTwemproxy,
+} from './lib/setup';
+import {
+  Failure,
+  MemoryResult,
+  Sample,
+  TARGETS,
+  TargetName,
+  checkTargets,
+  memoryTable,
+  ratiosSvg,
+  rowsTable,
+  summarize,
+  targetsTable,
+} from './lib/report';
+
+const HELP = `usage: bash bench/run.sh [mode] [options]
+
+modes (default: the side-by-side benchmark)
+  --quick               issue-2 check: redis-benchmark -q -n 20000 (full default test list) against
+                        the sidecar; exits 1 if any test reports an error, is missing or hangs
+  --memory              RSS per idle client connection, ringside and twemproxy (and redis-server)
+
+benchmark options
+  --rounds N            rounds of the whole alternating sequence (default 3); medians over rounds
+  --requests N          -n for each -P 1 test (default 100000)
+  --requests-p16 N      -n for each -P 16 test (default 5 × --requests)
+  --clients N           -c (default 50)
+  --keyspace N          -r (default 100000)
+  --targets LIST        subset of direct,twemproxy,ringside (default all three)
+  --no-unix             skip the Unix-socket SET/GET runs
+  --no-warmup           skip the short unrecorded warm-up run against each target
+  --out DIR             where results go (default bench/results)
+
+memory options
+  --connections N       idle connections per process (default 10000)
+
+quick options
+  --port P              check an already running server on 127.0.0.1:P instead of starting a cluster
+                        and a sidecar
+  --requests N          -n (default 20000)
+
+common
+  --serve-arg ARG       extra argument for \`ringside serve\` (repeatable)
+  --keep                keep the work directory (logs, configs) after the run
+  --help
+`;
+
+interface Options {
+  mode: 'bench' | 'memory' | 'quick';
+  rounds: number;
+  requests: number;
+  requestsP16: number;
+  clients: number;
+  keyspace: number;
+  targets: TargetName[];
+  unix: boolean;
+  warmup: boolean;
+  out: string;
+  connections: number;
+  port: number | null;
+  serveArgs: string[];
+  keep: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    mode: 'bench',
+    rounds: 3,
+    requests: 0,
+    requestsP16: 0,
+    clients: 50,
+    keyspace: 100000,
+    targets: [...TARGETS],
+    unix: true,
+    warmup: true,
+    out: path.join(ROOT, 'bench', 'results'),
+    connections: 10000,
+    port: null,
+    serveArgs: [],
+    keep: false,
+  };
+  const int = (name: string, v: string | undefined): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} needs a positive integer, got "${v ?? ''}"`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let a = argv[i]!;
+    let v: string | undefined;
+    const eq = a.indexOf('=');
+    if (a.startsWith('--') && eq > 0) {
+      v = a.slice(eq + 1);
+      a = a.slice(0, eq);
+    }
+    const val = (): string => {
+      if (v !== undefined) return v;
+      const next = argv[++i];
+      if (next === undefined) throw new Error(`${a} needs a value`);
+      return next;
+    };
+    switch (a) {
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        process.exit(0);
+      // falls through (process.exit does not return)
+      case '--quick':
+        o.mode = 'quick';
+        break;
+      case '--memory':
+        o.mode = 'memory';
+        break;
+      case '--rounds':
+        o.rounds = int(a, val());
+        break;
+      case '--requests':
+        o.requests = int(a, val());
+        break;
+      case '--requests-p16':
+        o.requestsP16 = int(a, val());
+        break;
+      case '--clients':
+        o.clients = int(a, val());
+        break;
+      case '--keyspace':
+        o.keyspace = int(a, val());
+        break;
+      case '--targets': {
+        const list = val().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const t of list) if (!TARGETS.includes(t as TargetName)) throw new Error(`unknown target "${t}"`);
+        o.targets = TARGETS.filter((t) => list.includes(t));
+        break;
+      }
+      case '--no-unix':
+        o.unix = false;
+        break;
+      case '--no-warmup':
+        o.warmup = false;
+        break;
+      case '--out':
+        o.out = path.resolve(val());
+        break;
+      case '--connections':
+        o.connections = int(a, val());
+        break;
+      case '--port':
+        o.port = int(a, val());
+        break;
+      case '--serve-arg':
+        o.serveArgs.push(val());
+        break;
+      case '--keep':
+        o.keep = true;
+        break;
+      default:
+        throw new Error(`unknown option "${a}" (see --help)`);
+    }
+  }
+  if (!o.requests) o.requests = o.mode === 'quick' ? 20000 : 100000;
+  if (!o.requestsP16) o.requestsP16 = 5 * o.requests;
+  return o;
+}
+
+const say = (s: string): void => void process.stderr.write(s + '\n');
+
+// ---------------------------------------------------------------------------------------------
+// Setup shared by the modes
+
+interface Stage {
+  direct?: RedisServer;
+  masters: RedisServer[];
+  targets: Partial<Record<TargetName, Target>>;
+  ringsideMissing?: string;
+}
+
+async function stage(procs: Procs, o: Options, want: TargetName[]): Promise<Stage> {
+  const st: Stage = { masters: [], targets: {} };
+  if (want.includes('ringside') && !(await ringsideHas('serve'))) {
+    st.ringsideMissing = '`node bin/ringside.js serve --help` does not work in this build (run `npx tsc -p .`)';
+    say(`bench: ringside not measured: ${st.ringsideMissing}`);
+    want = want.filter((t) => t !== 'ringside');
+  }
+  if (want.includes('direct')) {
+    st.direct = await startRedis(procs, 'direct');
+    st.targets.direct = directTarget(st.direct);
+  }
+  if (want.includes('twemproxy') || want.includes('ringside'))
+    for (let i = 1; i <= 3; i++) st.masters.push(await startRedis(procs, `master${i}`));
+  if (want.includes('twemproxy')) st.targets.twemproxy = await startTwemproxy(procs, st.masters);
+  if (want.includes('ringside')) {
+    try {
+      await createCluster(st.masters, say);
+      st.targets.ringside = await startRingside(procs, st.masters, o.serveArgs);
+    } catch (e) {
+      st.ringsideMissing = `ringside did not start: ${(e as Error).message}`;
+      say(`bench: ringside not measured: ${st.ringsideMissing}`);
+    }
+  }
+  for (const t of Object.values(st.targets))
+    say(`bench: ${t.name.padEnd(9)} pid ${t.proc.pid}  tcp 127.0.0.1:${t.tcp.port}  unix ${t.unix.path}`);
+  if (st.masters.length) say(`bench: masters ${st.masters.map((m) => `127.0.0.1:${m.port}`).join(' ')}`);
+  return st;
+}
+
+function versionOf(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10000 });
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean) ?? 'unknown';
+}
+
+function machine(): { cpus: number } & Record<'cpuModel' | 'kernel' | 'node' | 'redis' | 'redisBenchmark' | 'nutcracker' | 'ringsideCommit', string> {
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim();
+    if (dirty) commit += ' (+ uncommitted changes in src/)';
+  } catch {
+    /* not a git checkout */
+  }
+  return {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    kernel: os.release(),
+    node: process.version,
+    redis: versionOf('redis-server', ['--version']),
+    redisBenchmark: versionOf('redis-benchmark', ['--version']),
+    nutcracker: versionOf('nutcracker', ['--version']),
+    ringsideCommit: commit,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Benchmark mode
+
+interface Group {
+  transport: 'tcp' | 'unix';
+  pipeline: number;
+  dataSize: number;
+  tests: string;
+}
+
+function groups(o: Options): Group[] {
+  const g: Group[] = [];
+  for (const p of [1, 16]) {
+    g.push({ transport: 'tcp', pipeline: p, dataSize: 3, tests: 'set,get,lrange_100' });
+    g.push({ transport: 'tcp', pipeline: p, dataSize: 1024, tests: 'set,get' });
+  }
+  if (o.unix) for (const p of [1, 16]) g.push({ transport: 'unix', pipeline: p, dataSize: 3, tests: 'set,get' });
+  return g;
+}
+
+function csvFields(line: string): string[] | null {
+  const m = line.trim();
+  if (!m.startsWith('"') || !m.endsWith('"')) return null;
+  return m.slice(1, -1).split('","');
+}
+
+function testName(csvName: string): string {
+  if (csvName.startsWith('LPUSH')) return 'LPUSH'; // "LPUSH (needed to benchmark LRANGE)"
+  if (csvName.startsWith('LRANGE_100')) return 'LRANGE_100';
+  return csvName;
+}
+
+/**
+ * One redis-benchmark invocation (one group of tests) against one target. Each CSV line is read as
+ * soon as redis-benchmark prints it (stdbuf -oL), and the CPU counters are read at that moment, so
+ * each test gets the CPU its proxy spent on it.
+ */
+async function runGroup(
+  o: Options,
+  procs: Procs,
+  t: Target,
+  servers: number[],
+  g: Group,
+  round: number,
+  samples: Sample[],
+  failures: Failure[],
+): Promise<string> {
+  const n = g.pipeline === 1 ? o.requests : o.requestsP16;
+  const ep: Endpoint = g.transport === 'tcp' ? t.tcp : t.unix;
+  const args = [
+    ...connArgs(ep),
+    '-c', String(o.clients),
+    '-n', String(n),
+    '-r', String(o.keyspace),
+    '-P', String(g.pipeline),
+    '-d', String(g.dataSize),
+    '-t', g.tests,
+    '--csv',
+  ];
+  const tests = g.tests.split(',').length + (g.tests.includes('lrange') ? 1 : 0);
+  const serverCpu = (): number => servers.reduce((s, p) => s + treeCpuSeconds(p), 0);
+  let cpu = treeCpuSeconds(t.proc.pid);
+  let srv = serverCpu();
+  let at = process.hrtime.bigint();
+  const got: string[] = [];
+  const r = await run('stdbuf', ['-oL', 'redis-benchmark', ...args], {
+    timeoutMs: 30_000 + (tests * n * 1000) / 1500,
+    pidFile: procs.pidFileName,
+    onStdoutLine: (line) => {
+      const f = csvFields(line);
+      if (!f || f[0] === 'test' || f.length < 8) return;
+      const cpu1 = treeCpuSeconds(t.proc.pid);
+      const srv1 = serverCpu();
+      const at1 = process.hrtime.bigint();
+      const test = testName(f[0]!);
+      const num = f.slice(1).map(Number);
+      samples.push({
+        round,
+        target: t.name,
+        transport: g.transport,
+        pipeline: g.pipeline,
+        dataSize: g.dataSize,
+        test,
+        requests: n,
+        rps: num[0]!,
+        avgMs: num[1]!,
+        p50Ms: num[3]!,
+        p95Ms: num[4]!,
+        p99Ms: num[5]!,
+        maxMs: num[6]!,
+        cpuSec: cpu1 - cpu,
+        serverCpuSec: t.name === 'direct' ? cpu1 - cpu : srv1 - srv,
+        wallSec: Number(at1 - at) / 1e9,
+      });
+      got.push(`${test} ${Math.round(num[0]!).toLocaleString('en-US')}`);
+      cpu = cpu1;
+      srv = srv1;
+      at = at1;
+    },
+  });
+  if (r.code !== 0 || r.timedOut) {
+    const why = r.timedOut
+      ? 'timed out'
+      : `exit ${r.signal ?? r.code}: ${(r.stderr + r.stdout).split('\n').filter((l) => l.trim() && !l.startsWith('"')).slice(-3).join(' | ')}`;
+    failures.push({ round, target: t.name, transport: g.transport, pipeline: g.pipeline, dataSize: g.dataSize, error: why });
+    got.push(`FAILED (${why})`);
+  }
+  return got.join(', ');
+}
+
+async function benchMode(o: Options, procs: Procs): Promise<number> {
+  const started = new Date();
+  const load0 = os.loadavg();
+  const st = await stage(procs, o, o.targets);
+  const targets = o.targets.map((n) => st.targets[n]).filter((t): t is Target => !!t);
+  const masterPids = st.masters.map((m) => m.child.pid);
+  const dead = new Set<TargetName>();
+
+  if (o.warmup)
+    for (const t of targets) {
+      say(`bench: warm-up ${t.name}`);
+      await run('redis-benchmark', [...connArgs(t.tcp), '-c', String(o.clients), '-n', '20000', '-r', String(o.keyspace), '-P', '16', '-t', 'set,get', '-q'], {
+        timeoutMs: 60_000,
+        pidFile: procs.pidFileName,
+      });
+    }
+
+  const samples: Sample[] = [];
+  const failures: Failure[] = [];
+  const gs = groups(o);
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const g of gs) {
+      for (const t of targets) {
+        if (procs.shuttingDown) throw new Error('interrupted');
+        if (dead.has(t.name)) continue;
+        const line = await runGroup(o, procs, t, t.name === 'direct' ? [] : masterPids, g, round, samples, failures);
+        if (procs.shuttingDown) throw new Error('interrupted');
+        say(`round ${round}/${o.rounds}  ${g.transport} -P${g.pipeline} ${g.dataSize}B  ${t.name.padEnd(9)} ${line}`);
+        if (t.proc.exited) {
+          dead.add(t.name);
+          say(`bench: ${t.name} has exited; no more runs against it. Last lines of its log:\n${procs.tail(t.proc)}`);
+        }
+      }
+    }
+  }
+  const load1 = os.loadavg();
+
+  const rows = summarize(samples);
+  let memory: MemoryResult | null = null;
+  try {
+    memory = JSON.parse(fs.readFileSync(path.join(o.out, 'memory.json'), 'utf8')) as MemoryResult;
+  } catch {
+    /* memory mode not run yet */
+  }
+  const checks = checkTargets(rows, samples, memory);
+  const m = machine();
+  const tcpRows = rows.filter((r) => r.transport === 'tcp');
+  const unixRows = rows.filter((r) => r.transport === 'unix');
+  const md: string[] = [
+    `# Ringside benchmark`,
+    '',
+    `${started.toISOString()} · ${m.cpus} × ${m.cpuModel} · load average ${load0.map((x) => x.toFixed(2)).join(' ')} at start, ` +
+      `${load1.map((x) => x.toFixed(2)).join(' ')} at end · ${m.redis.replace(/ sha=.*/, '')} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
+    '',
+    `redis-benchmark -c ${o.clients} -r ${o.keyspace}, -n ${o.requests} at -P 1 and ${o.requestsP16} at -P 16; ` +
+      `${o.rounds} rounds alternating direct → twemproxy → ringside; each figure is the median over the rounds. ` +
+      `rps = requests per second; p50/p99 in ms; CPU s/Mreq = CPU seconds (user+system) of the proxy process per million requests.`,
+    '',
+    '## TCP (127.0.0.1)',
+    '',
+    rowsTable(tcpRows),
+    '',
+  ];
+  if (unixRows.length) md.push('## Unix sockets', '', rowsTable(unixRows), '');
+  md.push('## Issue-5 targets', '', targetsTable(checks), '');
+  if (st.ringsideMissing) md.push(`**ringside not measured:** ${st.ringsideMissing}`, '');
+  if (failures.length) {
+    md.push('## Failed runs', '');
+    for (const f of failures) md.push(`- round ${f.round}, ${f.target}, ${f.transport} -P${f.pipeline} ${f.dataSize}B: ${f.error}`);
+    md.push('');
+  }
+  md.push('![ratios](ratios.svg)', '');
+  const text = md.join('\n');
+
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'latest.md'), text);
+  fs.writeFileSync(
+    path.join(o.out, 'latest.json'),
+    JSON.stringify(
+      {
+        date: started.toISOString(),
+        machine: m,
+        loadAverage: { start: load0, end: load1 },
+        options: { rounds: o.rounds, requests: o.requests, requestsP16: o.requestsP16, clients: o.clients, keyspace: o.keyspace },
+        ringsideMissing: st.ringsideMissing ?? null,
+        summary: rows,
+        targets: checks,
+        failures,
+        samples,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
+  fs.writeFileSync(path.join(o.out, 'ratios.svg'), ratiosSvg(rows, `Ringside benchmark ${started.toISOString().slice(0, 10)}: requests/s ratios (median of ${o.rounds})`));
+  process.stdout.write('\n' + text);
+  say(`bench: wrote ${path.relative(process.cwd(), path.join(o.out, 'latest.md'))}, latest.json, ratios.svg ` +
+    `(${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)`);
+  return failures.length ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory mode
+
+async function openIdle(e: Endpoint, n: number): Promise<{ sockets: net.Socket[]; failed: number; lastError: string }> {
+  const sockets: net.Socket[] = [];
+  let failed = 0;
+  let lastError = '';
+  let next = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const s = 'path' in e ? net.connect(e.path) : net.connect(e.port, e.host ?? '127.0.0.1');
+      s.setTimeout(10000);
+      s.once('connect', () => {
+        s.setTimeout(0);
+        sockets.push(s);
+        resolve();
+      });
+      s.once('timeout', () => s.destroy(new Error('connect timeout')));
+      s.on('error', (err) => {
+        lastError = err.message;
+        if (!sockets.includes(s)) {
+          failed++;
+          resolve();
+        }
+      });
+    });
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      next++;
+      await one();
+    }
+  };
+  await Promise.all(Array.from({ length: 200 }, worker));
+  return { sockets, failed, lastError };
+}
+
+async function pingAll(sockets: net.Socket[], timeoutMs: number): Promise<number> {
+  let ok = 0;
+  await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, timeoutMs);
+          s.once('data', (d) => {
+            if (d.toString('latin1').startsWith('+PONG')) ok++;
+            clearTimeout(t);
+            resolve();
+          });
+          s.write('*1\r\n$4\r\nPING\r\n');
+        }),
+    ),
+  );
+  return ok;
+}
+
+async function memoryMode(o: Options, procs: Procs): Promise<number> {
+  const started = new Date();
+  const want: TargetName[] = ['twemproxy', 'ringside', 'direct'].filter((t) => o.targets.includes(t as TargetName)) as TargetName[];
+  const st = await stage(procs, o, want);
+  const result: MemoryResult = { date: started.toISOString(), connections: o.connections, targets: {} };
+  for (const name of want) {
+    const t = st.targets[name];
+    if (!t) continue;
+    // Let the process settle after start-up (and, for the proxies, after their first connections).
+    await run('redis-benchmark', [...connArgs(t.tcp), '-c', '10', '-n', '2000', '-t', 'set,get', '-q'], { timeoutMs: 30000 });
+    await sleep(1000);
+    const before = treeRssKb(t.proc.pid);
+    say(`bench: ${name}: opening ${o.connections} connections (RSS ${before} KB)`);
+    const { sockets, failed, lastError } = await openIdle(t.tcp, o.connections);
+    await sleep(2000);
+    const open = sockets.filter((s) => !s.destroyed).length;
+    const idle = treeRssKb(t.proc.pid);
+    const pong = await pingAll(sockets.filter((s) => !s.destroyed), 30000);
+    await sleep(1000);
+    const afterPing = treeRssKb(t.proc.pid);
+    say(
+      `bench: ${name}: ${open} open (${failed} failed${lastError ? `, last error: ${lastError}` : ''}), RSS ${idle} KB idle, ` +
+        `${afterPing} KB after one PING each (${pong} PONG)`,
+    );
+    for (const s of sockets) s.destroy();
+    await sleep(1500);
+    result.targets[name] = {
+      opened: open,
+      failed: failed + (sockets.length - open),
+      rssBeforeKb: before,
+      rssIdleKb: idle,
+      rssAfterPingKb: afterPing,
+      kbPerConnection: open ? (idle - before) / open : NaN,
+      kbPerConnectionAfterPing: open ? (afterPing - before) / open : NaN,
+    };
+  }
+  const m = machine();
+  const rs = result.targets.ringside?.kbPerConnection;
+  const text = [
+    '# Ringside memory per idle client connection',
+    '',
+    `${started.toISOString()} · ${m.cpus} × ${m.cpuModel} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
+    '',
+    `${o.connections} client connections opened to each process in turn (TCP, 127.0.0.1), nothing sent; RSS is VmRSS ` +
+      `from /proc/<pid>/status (process and children) before, 2 s after the last connect, and 1 s after one PING on each.`,
+    '',
+    memoryTable(result),
+    '',
+    rs === undefined
+      ? `ringside not measured${st.ringsideMissing ? `: ${st.ringsideMissing}` : ''}`
+      : `Target ≤ 8 KB per idle connection: ${rs <= 8 ? 'met' : 'NOT met'} (${rs.toFixed(2)} KB).`,
+    '',
+  ].join('\n');
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'memory.md'), text);
+  fs.writeFileSync(path.join(o.out, 'memory.json'), JSON.stringify({ ...result, machine: m }, null, 2) + '\n');
+  process.stdout.write('\n' + text);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quick mode (issue 2)
+
+/** redis-benchmark 7.0's default test list, as named in its -q output. */
+const DEFAULT_TESTS = [
+  'PING_INLINE',
+  'PING_MBULK',
+  'SET',
+  'GET',
+  'INCR',
+  'LPUSH',
+  'RPUSH',
+  'LPOP',
+  'RPOP',
+  'SADD',
+  'HSET',
+  'SPOP',
+  'ZADD',
+  'ZPOPMIN',
+  'LPUSH (needed to benchmark LRANGE)',
+  'LRANGE_100 (first 100 elements)',
+  'LRANGE_300 (first 300 elements)',
+  'LRANGE_500 (first 500 elements)',
+  'LRANGE_600 (first 600 elements)',
+  'MSET (10 keys)',
+];
+
+async function quickMode(o: Options, procs: Procs): Promise<number> {
+  let ep: Endpoint;
+  if (o.port) {
+    ep = { port: o.port };
+  } else {
+    if (!(await ringsideHas('serve'))) {
+      say('bench --quick: cannot check the sidecar: `node bin/ringside.js serve --help` does not work in this build');
+      return 2;
+    }
+    const st = await stage(procs, o, ['ringside']);
+    if (!st.targets.ringside) {
+      say(`bench --quick: cannot check the sidecar: ${st.ringsideMissing}`);
+      return 2;
+    }
+    ep = st.targets.ringside.tcp;
+  }
+  const args = [...connArgs(ep), '-q', '-n', String(o.requests)];
+  say(`bench --quick: redis-benchmark ${args.join(' ')}`);
+  const r = await run('redis-benchmark', args, { timeoutMs: 300_000, pidFile: procs.pidFileName });
+  const lines = (r.stdout + '\n' + r.stderr).split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean);
+  const results = lines.filter((l) => / requests per second/.test(l));
+  const problems: string[] = [];
+  for (const l of lines) if (/error|warning|could not|closed/i.test(l)) problems.push(l);
+  for (const t of DEFAULT_TESTS) if (!results.some((l) => l.startsWith(`${t}: `))) problems.push(`no result for ${t}`);
+  if (r.timedOut) problems.push('redis-benchmark timed out after 300 s (a test hangs)');
+  else if (r.code !== 0) problems.push(`redis-benchmark exited with ${r.signal ?? r.code}`);
+  for (const l of results) process.stdout.write(l + '\n');
+  if (problems.length) {
+    process.stdout.write(`\nbench --quick: FAILED against ${describe(ep)}:\n${[...new Set(problems)].map((p) => `  ${p}`).join('\n')}\n`);
+    return 1;
+  }
+  process.stdout.write(`\nbench --quick: all ${DEFAULT_TESTS.length} tests completed without an error against ${describe(ep)}\n`);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  let o: Options;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    say(`bench: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const work = process.env.BENCH_WORK ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ringside-bench-'));
+  fs.mkdirSync(work, { recursive: true });
+  const pidFile = process.env.BENCH_PIDFILE ?? path.join(work, 'pids');
+  const procs = new Procs(work, pidFile);
+  let cleaning: Promise<void> | null = null;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= procs.stopAll().then(() => {
+      if (!o.keep && !process.env.BENCH_WORK) fs.rmSync(work, { recursive: true, force: true });
+      else if (o.keep) say(`bench: work directory kept: ${work}`);
+    }));
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
+    process.on(sig, () => {
+      say(`bench: ${sig}, stopping everything`);
+      void cleanup().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
+    });
+  let code = 1;
+  try {
+    code = o.mode === 'quick' ? await quickMode(o, procs) : o.mode === 'memory' ? await memoryMode(o, procs) : await benchMode(o, procs);
+  } catch (e) {
+    if (!procs.shuttingDown) say(`bench: ${(e as Error).stack ?? e}`);
+    code = 1;
+  } finally {
+    await cleanup();
+  }
+  process.exit(code);
+}
+
+void main();
