@@ -1,0 +1,73 @@
+/**
+ * `ringside demo`: the embedded default. Launches a local cluster of real redis-server processes
+ * (3 masters with 1 replica each), writes its configuration, and runs the sidecar in front of it.
+ * Ctrl-C or SIGTERM stops everything it started.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { OptionSpec, helpText, intOption, parseOptions } from './args';
+import { SERVE_OPTIONS, sidecarConfig, stopOnSignals } from './serve';
+import { Sidecar } from '../proxy/sidecar';
+import { LocalCluster } from '../embedded/local-cluster';
+import { setLogLevel } from '../observe/log';
+
+export const summary = 'launch a local 3-master cluster (real redis-server processes) and the sidecar in front of it';
+
+const { seeds: _seeds, ...serveRest } = SERVE_OPTIONS;
+const DEMO_OPTIONS: Record<string, OptionSpec> = {
+  ...serveRest,
+  masters: { type: 'string', default: '3', arg: 'n', help: 'masters in the local cluster' },
+  replicas: { type: 'string', default: '1', arg: 'n', help: 'replicas per master' },
+  'base-port': { type: 'string', arg: 'port', help: 'first port of the data nodes (default: free ports)' },
+};
+
+/** Installs redis-server when missing (as root, from the distribution's packages), or says how. */
+export function ensureRedis(): void {
+  const script = path.join(__dirname, '..', '..', '..', 'scripts', 'ensure-redis.sh');
+  execFileSync('bash', [script], { stdio: 'inherit' });
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { options, help } = parseOptions(argv, DEMO_OPTIONS);
+  if (help) {
+    process.stdout.write(helpText('ringside demo [--port 6379] [options]', summary, DEMO_OPTIONS) + '\n');
+    return 0;
+  }
+  setLogLevel(String(options['log-level']));
+  ensureRedis();
+  const masters = intOption(options, 'masters', 1, 16)!;
+  const replicas = intOption(options, 'replicas', 0, 4)!;
+  const basePort = intOption(options, 'base-port', 1, 65000);
+  process.stdout.write(`starting ${masters} masters with ${replicas} replica(s) each...\n`);
+  const cluster = await LocalCluster.start({ masters, replicasPerMaster: replicas, basePort });
+  let sidecar: Sidecar | null = null;
+  const stopAll = async () => {
+    await sidecar?.stop(2000);
+    await cluster.stop();
+  };
+  try {
+    sidecar = new Sidecar(sidecarConfig({ ...options, seeds: cluster.seeds.join(',') }));
+    await sidecar.start();
+    await sidecar.ready();
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  const port = sidecar.options.port;
+  process.stdout.write(
+    [
+      `cluster: ${cluster.shards.map((s, i) => `${String.fromCharCode(97 + i)}=${s.master.address}${s.replicas.length ? `(+${s.replicas.map((r) => r.address).join(',')})` : ''}`).join('  ')}`,
+      `ringside ${sidecar.options.id} listening on ${sidecar.address}${sidecar.options.unixsocket ? ` and ${sidecar.options.unixsocket}` : ''}`,
+      sidecar.metricsUrl ? `metrics: ${sidecar.metricsUrl}/metrics   health: ${sidecar.metricsUrl}/readyz` : '',
+      `try:    redis-cli -p ${port} set foo bar && redis-cli -p ${port} get foo`,
+      `watch:  redis-cli -p ${port} info ringside   |   npx ringside status --seeds ${cluster.seeds[0]}`,
+      'Ctrl-C stops the sidecar and the cluster.',
+      '',
+    ]
+      .filter(Boolean)
+      .join('\n') + '\n',
+  );
+  stopOnSignals(stopAll);
+  await new Promise(() => undefined);
+  return 0;
+}

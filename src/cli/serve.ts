@@ -1,0 +1,99 @@
+/** `ringside serve`: the sidecar. */
+import { OptionSpec, UsageError, choiceOption, helpText, intOption, listOption, parseOptions, Options } from './args';
+import { Sidecar, SidecarConfig } from '../proxy/sidecar';
+import { isAddress } from '../cluster/config';
+import { setLogLevel, logger } from '../observe/log';
+
+export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
+
+export const SERVE_OPTIONS: Record<string, OptionSpec> = {
+  port: { type: 'string', short: 'p', default: '6379', arg: 'port', help: 'TCP port to listen on' },
+  bind: { type: 'string', default: '127.0.0.1', arg: 'addr', help: 'address to listen on (keep it loopback: apps on this host only)' },
+  unixsocket: { type: 'string', arg: 'path', help: 'also listen on this Unix socket' },
+  unixsocketperm: { type: 'string', default: '700', arg: 'octal', help: 'permissions of the Unix socket, as in redis.conf' },
+  seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the cluster configuration from (one reachable is enough)' },
+  'read-from': { type: 'string', default: 'master', arg: 'master|replica|any', help: 'where read-only commands go' },
+  'check-ms': { type: 'string', arg: 'ms', help: 'override the configuration\'s version-check interval' },
+  'lease-ms': { type: 'string', arg: 'ms', help: 'override the configuration\'s lease' },
+  'metrics-port': { type: 'string', default: '9379', arg: 'port', help: 'HTTP port for /metrics, /healthz, /readyz (off: -1)' },
+  'metrics-bind': { type: 'string', default: '127.0.0.1', arg: 'addr', help: 'address of the HTTP port' },
+  'node-timeout-ms': { type: 'string', default: '5000', arg: 'ms', help: 'a node that does not answer within this fails its commands' },
+  'max-clients': { type: 'string', default: '10000', arg: 'n', help: 'most local client connections' },
+  'proto-max-bulk-len': { type: 'string', default: String(512 * 1024 * 1024), arg: 'bytes', help: 'largest argument accepted' },
+  'client-output-limit': { type: 'string', default: String(64 * 1024 * 1024), arg: 'bytes', help: 'pause reading a client whose unread replies exceed this' },
+  'node-connections': { type: 'string', default: '1', arg: 'n', help: 'shared pipelined connections per node' },
+  failover: { type: 'boolean', default: true, help: 'take part in failure reports, votes and elections (--no-failover: not)' },
+  id: { type: 'string', arg: 'id', help: 'sidecar id in the cluster (default: random)' },
+  'log-level': { type: 'string', default: 'info', arg: 'level', help: 'error, warn, info or debug' },
+  config: { type: 'string', arg: 'file', help: 'JSON file with any of these settings (camelCase keys)' },
+};
+
+export function sidecarConfig(o: Options): SidecarConfig {
+  const seeds = listOption(o, 'seeds');
+  if (seeds.length === 0) throw new UsageError('--seeds is required: the address of at least one data node (host:port)');
+  for (const s of seeds) if (!isAddress(s)) throw new UsageError(`--seeds: "${s}" is not a host:port address`);
+  const perm = String(o.unixsocketperm ?? '700');
+  if (!/^[0-7]{3,4}$/.test(perm)) throw new UsageError(`--unixsocketperm must be octal like 700 or 770, not ${JSON.stringify(perm)}`);
+  const metricsPort = intOption(o, 'metrics-port', -1, 65535);
+  const maxBulk = intOption(o, 'proto-max-bulk-len', 1024, 2 ** 31)!;
+  return {
+    seeds,
+    port: intOption(o, 'port', 0, 65535)!,
+    bind: String(o.bind),
+    unixsocket: o.unixsocket ? String(o.unixsocket) : undefined,
+    unixsocketperm: parseInt(perm, 8),
+    readFrom: choiceOption(o, 'read-from', ['master', 'replica', 'any'] as const),
+    checkMs: intOption(o, 'check-ms', 10, 3_600_000),
+    leaseMs: intOption(o, 'lease-ms', 20, 3_600_000),
+    metricsPort: metricsPort === -1 ? undefined : metricsPort,
+    metricsBind: String(o['metrics-bind']),
+    nodeTimeoutMs: intOption(o, 'node-timeout-ms', 10, 3_600_000),
+    maxClients: intOption(o, 'max-clients', 1, 1_000_000),
+    limits: { maxBulkLen: maxBulk, maxArgs: 1024 * 1024, maxInline: 64 * 1024 },
+    outputLimit: intOption(o, 'client-output-limit', 1024, 2 ** 40),
+    poolPer: intOption(o, 'node-connections', 1, 64),
+    failover: o.failover !== false,
+    ...(o.id ? { id: String(o.id) } : {}),
+  };
+}
+
+/** Stops the sidecar on SIGTERM/SIGINT (graceful drain, exit 0). */
+export function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('signal', { signal: sig, action: 'draining and stopping' });
+    stop().then(
+      () => process.exit(0),
+      (e) => {
+        logger.error('stop-failed', { error: (e as Error).message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const spec = { ...SERVE_OPTIONS, 'no-failover': { type: 'boolean' as const, help: 'do not take part in fail-over' } };
+  const { options, help } = parseOptions(argv, spec);
+  if (help) {
+    process.stdout.write(helpText('ringside serve --seeds host:port[,host:port...] [options]', summary, SERVE_OPTIONS) + '\n');
+    return 0;
+  }
+  if (options['no-failover']) options.failover = false;
+  setLogLevel(String(options['log-level']));
+  const cfg = sidecarConfig(options);
+  const sidecar = new Sidecar(cfg);
+  await sidecar.start();
+  process.stdout.write(
+    `ringside ${sidecar.options.id} listening on ${sidecar.address}${cfg.unixsocket ? ` and ${cfg.unixsocket}` : ''}` +
+      (sidecar.metricsUrl ? `; metrics ${sidecar.metricsUrl}/metrics, health ${sidecar.metricsUrl}/readyz` : '') +
+      '\n',
+  );
+  stopOnSignals(() => sidecar.stop());
+  await new Promise(() => undefined);
+  return 0;
+}

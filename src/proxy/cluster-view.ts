@@ -1,0 +1,345 @@
+/**
+ * The sidecar's cached configuration and its lifecycle (docs/protocol.md, "The lease").
+ *
+ * - start-up: read the configuration from the seeds; no reachable seed is a clear log line and
+ *   a retry, never an exit;
+ * - every checkMs: one pipelined round to every master: GET version + check-in; a majority of
+ *   masters agreeing with our version renews the lease (from when the round was *sent*);
+ * - a different version anywhere, a redirect, or a lost master connection: reload (concurrent
+ *   triggers share one reload); of the good copies the highest epoch wins, and masters with an
+ *   older or broken copy are repaired by compare-and-set;
+ * - past the lease the data path refuses to route (leaseError), until a round confirms again;
+ * - while `switching` is set, re-check every switchingCheckMs.
+ */
+import type Redis from 'ioredis';
+import {
+  ClusterConfig,
+  SIDECARS_KEY,
+  SlotTable,
+  VERSION_KEY,
+  majority,
+  masters as mastersOf,
+} from '../cluster/config';
+import { controlClient, newest, readCopy, writeCopy, NodeCopy } from '../cluster/store';
+import { Stats } from '../observe/stats';
+import { logger } from '../observe/log';
+
+export const SIDECARS_INFO_KEY = '__cluster__:sidecars:info';
+
+export interface ClusterViewOptions {
+  seeds: string[];
+  id: string;
+  /** this sidecar's listen address, recorded at check-in */
+  addr: string;
+  stats: Stats;
+  checkMs?: number;
+  leaseMs?: number;
+  switchingCheckMs?: number;
+  now?: () => number;
+}
+
+/** What the data path needs from one configuration, precomputed. */
+export class Routing {
+  readonly config: ClusterConfig;
+  readonly version: string;
+  readonly table: SlotTable;
+  /** node index (table.names) → master address */
+  readonly masterOf: string[];
+  readonly replicasOf: string[][];
+  /** node index under switching, or -1 */
+  readonly switchingIndex: number;
+  /** slot → migration, for migrating slots only */
+  readonly migrating: Map<number, { from: string; to: string; toAddress: string }>;
+  readonly masters: string[];
+  constructor(config: ClusterConfig, version: string) {
+    this.config = config;
+    this.version = version;
+    this.table = SlotTable.from(config);
+    this.masterOf = this.table.names.map((n) => config.nodes[n]!.master);
+    this.replicasOf = this.table.names.map((n) => config.nodes[n]!.replicas);
+    this.switchingIndex = config.switching ? this.table.names.indexOf(config.switching.node) : -1;
+    this.migrating = new Map(
+      Object.entries(config.migrating).map(([s, m]) => [Number(s), { ...m, toAddress: config.nodes[m.to]!.master }]),
+    );
+    this.masters = mastersOf(config);
+  }
+}
+
+export class ClusterView {
+  readonly #opts: ClusterViewOptions;
+  readonly #stats: Stats;
+  readonly #now: () => number;
+  #routing: Routing | null = null;
+  #text = '';
+  #clients = new Map<string, Redis>();
+  #confirmedAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #reloading: Promise<void> | null = null;
+  #reloadAgain = false;
+  #stopped = false;
+  #listeners: Array<(r: Routing, previous: Routing | null) => void> = [];
+  #lastCheckAt = 0;
+  #unreachable = new Set<string>();
+
+  constructor(opts: ClusterViewOptions) {
+    this.#opts = opts;
+    this.#stats = opts.stats;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get routing(): Routing | null {
+    return this.#routing;
+  }
+  get checkMs(): number {
+    return this.#opts.checkMs ?? this.#routing?.config.timing.checkMs ?? 10_000;
+  }
+  get leaseMs(): number {
+    return this.#opts.leaseMs ?? this.#routing?.config.timing.leaseMs ?? 15_000;
+  }
+  get confirmedAt(): number {
+    return this.#confirmedAt;
+  }
+  /** masters that did not answer the last round */
+  get unreachableMasters(): string[] {
+    return [...this.#unreachable];
+  }
+
+  /** Called with each new configuration adopted. */
+  onChange(fn: (r: Routing, previous: Routing | null) => void): void {
+    this.#listeners.push(fn);
+  }
+
+  /** Null while the configuration may be used for routing; otherwise the reason it may not. */
+  leaseError(now = this.#now()): string | null {
+    if (!this.#routing) return 'CLUSTERDOWN ringside: no cluster configuration loaded yet (no seed reachable?)';
+    if (now - this.#confirmedAt > this.leaseMs) {
+      if (this.#stats.leaseValid) {
+        this.#stats.leaseValid = false;
+        this.#stats.leaseExpiries++;
+        logger.warn('lease-expired', { confirmedAgoMs: now - this.#confirmedAt, leaseMs: this.leaseMs });
+        this.#schedule(0);
+      }
+      return `CLUSTERDOWN ringside: configuration not confirmed by a majority of masters for ${now - this.#confirmedAt} ms (lease ${this.leaseMs} ms); not routing until it is`;
+    }
+    return null;
+  }
+
+  /** Shared control-plane connection to a node (also used by the fail-over agent). */
+  client(address: string): Redis {
+    let c = this.#clients.get(address);
+    if (!c) {
+      c = controlClient(address, { connectTimeoutMs: 1000, commandTimeoutMs: Math.max(500, Math.min(2000, this.checkMs)) });
+      this.#clients.set(address, c);
+    }
+    return c;
+  }
+
+  async start(): Promise<void> {
+    this.#stopped = false;
+    let delay = 200;
+    while (!this.#stopped && !this.#routing) {
+      await this.#loadFrom(this.#opts.seeds, 'start-up');
+      if (this.#routing) break;
+      logger.error('no-seed-reachable', { seeds: this.#opts.seeds, retryInMs: delay });
+      await new Promise((r) => setTimeout(r, delay).unref());
+      delay = Math.min(delay * 2, 5000);
+    }
+    if (!this.#stopped) this.#schedule(this.#routing?.config.switching ? this.#switchingMs() : this.checkMs);
+  }
+
+  /** Starts without waiting for a configuration (the data path answers CLUSTERDOWN meanwhile). */
+  startInBackground(): void {
+    void this.start();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    for (const c of this.#clients.values()) c.disconnect();
+    this.#clients.clear();
+  }
+
+  /** Reload now (a redirect, a READONLY master, a lost master). Concurrent calls share one. */
+  requestReload(reason: string): Promise<void> {
+    if (this.#reloading) {
+      this.#reloadAgain = true;
+      return this.#reloading;
+    }
+    logger.info('config-reload', { reason });
+    this.#reloading = (async () => {
+      do {
+        this.#reloadAgain = false;
+        await this.#loadFrom(this.#routing ? this.#routing.masters : this.#opts.seeds, reason);
+      } while (this.#reloadAgain && !this.#stopped);
+    })().finally(() => {
+      this.#reloading = null;
+    });
+    return this.#reloading;
+  }
+
+  #switchingMs(): number {
+    return this.#opts.switchingCheckMs ?? Math.max(50, Math.min(300, Math.floor(this.checkMs / 4)));
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#tick(), ms);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    try {
+      await this.check();
+    } catch (e) {
+      logger.warn('config-check-failed', { error: (e as Error).message });
+    }
+    const sw = this.#routing?.config.switching;
+    this.#schedule(sw ? this.#switchingMs() : this.checkMs);
+  }
+
+  /**
+   * One version round: GET version from every master, pipelined with the check-in. Renews the
+   * lease when a majority agree with our version; reloads when any differs.
+   */
+  async check(): Promise<void> {
+    const r = this.#routing;
+    if (!r) {
+      await this.#loadFrom(this.#opts.seeds, 'no configuration yet');
+      return;
+    }
+    const sentAt = this.#now();
+    this.#lastCheckAt = sentAt;
+    this.#stats.configChecks++;
+    const masters = r.masters;
+    const need = majority(masters.length);
+    const trimBefore = sentAt - 3 * this.leaseMs;
+    const info = JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt });
+    const results = await Promise.all(
+      masters.map(async (m) => {
+        try {
+          const res = await this.client(m)
+            .pipeline()
+            .get(VERSION_KEY)
+            .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
+            .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
+            .zremrangebyscore(SIDECARS_KEY, '-inf', trimBefore)
+            .exec();
+          if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
+          this.#unreachable.delete(m);
+          return res[0]![1] as string | null;
+        } catch {
+          this.#unreachable.add(m);
+          return undefined;
+        }
+      }),
+    );
+    let agree = 0;
+    let differ = false;
+    for (const v of results) {
+      if (v === r.version) agree++;
+      else if (v !== undefined) differ = true;
+    }
+    if (results.every((v) => v === undefined)) this.#stats.configCheckFailures++;
+    if (differ) {
+      await this.requestReload('version differs on a master');
+      return;
+    }
+    if (agree >= need && this.#routing === r) this.#confirm(sentAt);
+    else if (agree < need) {
+      this.#stats.configCheckFailures++;
+      logger.warn('config-not-confirmed', { agree, need, unreachable: [...this.#unreachable] });
+    }
+  }
+
+  #confirm(at: number): void {
+    if (at <= this.#confirmedAt) return;
+    this.#confirmedAt = at;
+    this.#stats.lastConfirmedAt = at;
+    if (!this.#stats.leaseValid) {
+      this.#stats.leaseValid = true;
+      if (this.#routing) logger.info('lease-confirmed', { epoch: this.#routing.config.epoch, version: this.#routing.version });
+    }
+  }
+
+  /** Reads every copy from `addresses` (+ the masters they name), adopts the newest, repairs. */
+  async #loadFrom(addresses: string[], reason: string): Promise<void> {
+    const sentAt = this.#now();
+    const seen = new Set<string>(addresses);
+    let copies = await Promise.all([...seen].map((a) => readCopy(this.client(a), a)));
+    let best = newest(copies);
+    // the masters of the newest copy are the authority: read those we have not read yet
+    if (best) {
+      const more = mastersOf(best.config).filter((m) => !seen.has(m));
+      if (more.length) {
+        copies = copies.concat(await Promise.all(more.map((a) => readCopy(this.client(a), a))));
+        best = newest(copies);
+      }
+    }
+    for (const c of copies) if (!c.ok && c.reachable) logger.warn('config-copy-ignored', { node: c.address, reason: c.reason });
+    if (!best) {
+      if (this.#routing) logger.warn('config-reload-found-nothing', { reason });
+      return;
+    }
+    const cur = this.#routing;
+    if (!cur || best.config.epoch > cur.config.epoch) {
+      this.#adopt(best.config, best.text, best.version, reason);
+    } else if (best.config.epoch === cur.config.epoch && best.version !== cur.version) {
+      logger.warn('config-same-epoch-differs', { epoch: cur.config.epoch, ours: cur.version, theirs: best.version });
+    }
+    const r = this.#routing!;
+    // read repair: masters of the adopted configuration holding an older or broken copy
+    const masters = new Set(r.masters);
+    let agree = 0;
+    const stale: string[] = [];
+    for (const m of masters) {
+      const c = copies.find((x) => x.address === m);
+      if (c && c.ok && c.version === r.version) agree++;
+      else if (c && (c.ok ? c.config.epoch < r.config.epoch : (c as Extract<NodeCopy, { ok: false }>).reachable)) stale.push(m);
+    }
+    await Promise.all(
+      stale.map(async (m) => {
+        try {
+          if (await writeCopy(this.client(m), r.config)) {
+            this.#stats.configRepairs++;
+            agree++;
+            logger.info('config-repaired', { node: m, epoch: r.config.epoch });
+          }
+        } catch (e) {
+          logger.warn('config-repair-failed', { node: m, error: (e as Error).message });
+        }
+      }),
+    );
+    if (agree >= majority(masters.size)) this.#confirm(sentAt);
+  }
+
+  #adopt(config: ClusterConfig, text: string, version: string, reason: string): void {
+    const previous = this.#routing;
+    const r = new Routing(config, version);
+    this.#routing = r;
+    this.#text = text;
+    this.#stats.configReloads++;
+    this.#stats.epoch = config.epoch;
+    this.#stats.version = version;
+    logger.info('config-adopted', {
+      epoch: config.epoch,
+      version,
+      reason,
+      switching: config.switching,
+      migrating: Object.keys(config.migrating).length,
+    });
+    // The lease carries over: a copy newer than the one last confirmed is at least as safe to
+    // route on (a switch or a migration is written as a hint first, and its final form only after
+    // the lease has run out everywhere). The repair round that follows renews it.
+    if (config.switching && !previous?.config.switching) this.#schedule(this.#switchingMs());
+    for (const fn of this.#listeners) fn(r, previous);
+  }
+
+  get text(): string {
+    return this.#text;
+  }
+  get lastCheckAt(): number {
+    return this.#lastCheckAt;
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * Commands the sidecar answers itself: PING, ECHO, QUIT, SELECT, HELLO, AUTH, CLIENT, COMMAND,
+ * INFO, CONFIG, TIME, READONLY/READWRITE, RESET, SLOWLOG, LOLWUT.
+ */
+import type { ParsedCommand } from '../resp/request-parser';
+import type { CommandSpec } from '../commands/table';
+import type { ClientSession } from './session';
+import { SimpleRequest } from './requests';
+import { encodeSlowlogGet } from '../observe/slowlog';
+import * as enc from '../resp/encode';
+import { performance } from 'node:perf_hooks';
+
+const VERSION: string = require('../../../package.json').version;
+
+function glob(pattern: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const j = pattern.indexOf(']', i + 1);
+      if (j === -1) re += '\\[';
+      else {
+        re += '[' + pattern.slice(i + 1, j).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        i = j;
+      }
+    } else if (c === '\\' && i + 1 < pattern.length) re += '\\' + pattern[++i];
+    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
+  }
+  return new RegExp(re + '$', 'i');
+}
+
+export function clientInfoLine(s: ClientSession): string {
+  const now = Date.now();
+  const flags = s.subs.channels + s.subs.patterns + s.subs.shard > 0 ? 'P' : 'N';
+  return (
+    `id=${s.id} addr=${s.addr} laddr=${s.laddr} fd=-1 name=${s.name} age=${Math.floor((now - s.createdAt) / 1000)} ` +
+    `idle=${Math.floor((now - s.lastActive) / 1000)} flags=${flags} db=0 sub=${s.subs.channels} psub=${s.subs.patterns} ` +
+    `ssub=${s.subs.shard} multi=-1 qbuf=${s.queuedBytes} qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=${s.inflight} ` +
+    `omem=${s.outputBytes} tot-mem=0 events=r cmd=${s.lastCommand} user=default redir=-1 resp=2\n`
+  );
+}
+
+/** Sends a keyless command that any master can answer (COMMAND, CONFIG GET of node settings). */
+export function toAnyMaster(s: ClientSession, cmd: ParsedCommand, name: string, t0: number): void {
+  const r = s.ctx.view.routing;
+  if (!r) return s.refuse(name, 'CLUSTERDOWN ringside: no cluster configuration loaded yet');
+  const masters = r.masters.filter((m) => !s.ctx.pool.isDown(m));
+  const addr = (masters.length ? masters : r.masters)[s.id % (masters.length || r.masters.length)]!;
+  const raw = cmd.toResp();
+  const req = new SimpleRequest(s, s, name, 'local', t0, raw, 0, raw.length, -1);
+  s.enqueue(req);
+  req.sendTo(s.ctx.pool.get(addr, s.id));
+}
+
+const SIDECAR_CONFIG: Record<string, (s: ClientSession) => string> = {
+  save: () => '',
+  appendonly: () => 'no',
+  databases: () => '1',
+  port: (s) => String(s.ctx.options.port),
+  bind: (s) => s.ctx.options.bind,
+  unixsocket: (s) => s.ctx.options.unixsocket ?? '',
+  maxclients: (s) => String(s.ctx.options.maxClients),
+  timeout: () => '0',
+  'proto-max-bulk-len': (s) => String(s.ctx.options.limits.maxBulkLen),
+  'slowlog-log-slower-than': (s) => String(s.ctx.slowlog.threshold),
+  'slowlog-max-len': (s) => String(s.ctx.slowlog.maxLen),
+  'cluster-enabled': () => 'no',
+};
+
+export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
+  const name = spec.name;
+  switch (name) {
+    case 'ping':
+      return s.reply(name, cmd.argc > 1 ? enc.bulk(cmd.arg(1)) : enc.PONG);
+    case 'echo':
+      return s.reply(name, enc.bulk(cmd.arg(1)));
+    case 'quit':
+      return s.quit();
+    case 'select': {
+      const db = cmd.argInt(1);
+      if (Number.isNaN(db)) return s.refuse(name, 'ERR value is not an integer or out of range');
+      if (db !== 0) return s.refuse(name, 'ERR DB index is out of range (a ringside cluster has only database 0)');
+      return s.reply(name, enc.OK);
+    }
+    case 'auth': {
+      if (cmd.argc === 2)
+        return s.refuse(name, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+      if (cmd.argIs(1, 'default')) return s.reply(name, enc.OK);
+      return s.refuse(name, 'WRONGPASS invalid username-password pair or user is disabled.');
+    }
+    case 'hello': {
+      let i = 1;
+      if (cmd.argc > 1) {
+        const v = cmd.argInt(1);
+        if (Number.isNaN(v)) return s.refuse(name, 'ERR Protocol version is not an integer or out of range');
+        if (v !== 2) return s.refuse(name, 'NOPROTO sorry, this protocol version is not supported (ringside speaks RESP2)');
+        i = 2;
+      }
+      for (; i < cmd.argc; i++) {
+        if (cmd.argIs(i, 'auth') && i + 2 < cmd.argc) {
+          if (!cmd.argIs(i + 1, 'default')) return s.refuse(name, 'WRONGPASS invalid username-password pair or user is disabled.');
+          i += 2;
+        } else if (cmd.argIs(i, 'setname') && i + 1 < cmd.argc) {
+          const n = cmd.argString(++i);
+          if (/[\s]/.test(n)) return s.refuse(name, 'ERR Client names cannot contain spaces, newlines or special characters.');
+          s.name = n;
+        } else return s.refuse(name, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
+      }
+      return s.reply(
+        name,
+        enc.value(['server', 'redis', 'version', '7.0.0', 'proto', 2, 'id', s.id, 'mode', 'standalone', 'role', 'master', 'modules', []]),
+      );
+    }
+    case 'readonly':
+    case 'readwrite':
+      return s.reply(name, enc.OK);
+    case 'time': {
+      const us = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000));
+      return s.reply(name, enc.value([String(us / 1_000_000n), String(us % 1_000_000n)]));
+    }
+    case 'lolwut':
+      return s.reply(name, enc.bulk(`Ringside ver. ${VERSION}: a Redis smart-router sidecar.\n`));
+    case 'info': {
+      const sections: string[] = [];
+      for (let i = 1; i < cmd.argc; i++) sections.push(cmd.argString(i).toLowerCase());
+      if (sections.includes('keyspace')) return s.ctx.modes.fanout(s, cmd, spec, t0);
+      return s.reply(name, enc.bulk(s.ctx.info(sections)));
+    }
+    case 'command':
+      return toAnyMaster(s, cmd, name, t0);
+    case 'config':
+      return configCommand(s, cmd, t0);
+    case 'client':
+      return clientCommand(s, cmd);
+    case 'slowlog':
+      return slowlogCommand(s, cmd);
+    case 'reset':
+      s.mode?.close();
+      s.mode = null;
+      s.name = '';
+      return s.reply(name, enc.simple('RESET'));
+  }
+  return s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
+}
+
+function configCommand(s: ClientSession, cmd: ParsedCommand, t0: number): void {
+  const sub = cmd.argLower(1);
+  if (sub === 'get') {
+    if (cmd.argc < 3) return s.refuse('config', "ERR wrong number of arguments for 'config|get' command");
+    const out: string[] = [];
+    for (let i = 2; i < cmd.argc; i++) {
+      const re = glob(cmd.argString(i));
+      for (const [k, f] of Object.entries(SIDECAR_CONFIG)) if (re.test(k) && !out.includes(k)) out.push(k, f(s));
+    }
+    return s.reply('config', enc.value(out));
+  }
+  if (sub === 'set') {
+    if (cmd.argc < 4 || cmd.argc % 2 !== 0) return s.refuse('config', "ERR wrong number of arguments for 'config|set' command");
+    const changes: Array<() => void> = [];
+    for (let i = 2; i < cmd.argc; i += 2) {
+      const k = cmd.argLower(i);
+      const v = Number(cmd.argString(i + 1));
+      if (k === 'slowlog-log-slower-than' && Number.isInteger(v)) changes.push(() => (s.ctx.slowlog.threshold = v));
+      else if (k === 'slowlog-max-len' && Number.isInteger(v) && v >= 0) changes.push(() => (s.ctx.slowlog.maxLen = v));
+      else
+        return s.refuse(
+          'config',
+          `ERR ringside: CONFIG SET ${cmd.argString(i)} is not supported through the sidecar (configure the data nodes directly; the sidecar takes slowlog-log-slower-than and slowlog-max-len)`,
+        );
+    }
+    changes.forEach((f) => f());
+    return s.reply('config', enc.OK);
+  }
+  if (sub === 'resetstat') {
+    s.ctx.stats.commands.clear();
+    s.ctx.slowlog.reset();
+    return s.reply('config', enc.OK);
+  }
+  void t0;
+  return s.refuse('config', `ERR ringside: CONFIG ${cmd.argc > 1 ? cmd.argString(1).toUpperCase() : ''} is not supported through the sidecar`);
+}
+
+function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
+  const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
+  switch (sub) {
+    case 'id':
+      return s.reply('client', enc.integer(s.id));
+    case 'getname':
+      return s.reply('client', enc.bulk(s.name || null));
+    case 'setname': {
+      if (cmd.argc !== 3) return s.refuse('client', "ERR wrong number of arguments for 'client|setname' command");
+      const n = cmd.argString(2);
+      if (/[^\x21-\x7e]/.test(n)) return s.refuse('client', 'ERR Client names cannot contain spaces, newlines or special characters.');
+      s.name = n;
+      return s.reply('client', enc.OK);
+    }
+    case 'setinfo':
+    case 'no-evict':
+    case 'no-touch':
+      return s.reply('client', enc.OK);
+    case 'info':
+      return s.reply('client', enc.bulk(clientInfoLine(s)));
+    case 'list': {
+      let ids: Set<number> | null = null;
+      for (let i = 2; i < cmd.argc; i++) {
+        if (cmd.argIs(i, 'id')) {
+          ids = new Set();
+          for (let j = i + 1; j < cmd.argc; j++) ids.add(cmd.argInt(j));
+          break;
+        }
+        if (cmd.argIs(i, 'type')) {
+          i++;
+          continue;
+        }
+      }
+      let text = '';
+      for (const o of s.ctx.sessions) if (!ids || ids.has(o.id)) text += clientInfoLine(o);
+      return s.reply('client', enc.bulk(text));
+    }
+    case 'kill':
+      return clientKill(s, cmd);
+    case 'pause': {
+      const ms = cmd.argInt(2);
+      if (Number.isNaN(ms) || ms < 0) return s.refuse('client', 'ERR timeout is not an integer or out of range');
+      s.ctx.pausedUntil = Date.now() + ms;
+      return s.reply('client', enc.OK);
+    }
+    case 'unpause':
+      s.ctx.pausedUntil = 0;
+      return s.reply('client', enc.OK);
+    case 'reply':
+    case 'tracking':
+    case 'caching':
+    case 'getredir':
+    case 'trackinginfo':
+      return s.refuse('client', `ERR ringside: CLIENT ${sub.toUpperCase()} is not supported through the sidecar`);
+  }
+  return s.refuse('client', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try CLIENT HELP.`);
+}
+
+/** CLIENT KILL addr | CLIENT KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes/no]: the sidecar's own clients. */
+function clientKill(s: ClientSession, cmd: ParsedCommand): void {
+  const targets = [...s.ctx.sessions];
+  if (cmd.argc === 3) {
+    const addr = cmd.argString(2);
+    const t = targets.find((o) => o.addr === addr);
+    if (!t) return s.refuse('client', 'ERR No such client');
+    if (t === s) s.quit();
+    else t.socket.destroy();
+    if (t !== s) s.reply('client', enc.OK);
+    return;
+  }
+  let id: number | null = null;
+  let addr: string | null = null;
+  let laddr: string | null = null;
+  let skipme = true;
+  for (let i = 2; i + 1 < cmd.argc; i += 2) {
+    const f = cmd.argLower(i);
+    const v = cmd.argString(i + 1);
+    if (f === 'id') id = Number(v);
+    else if (f === 'addr') addr = v;
+    else if (f === 'laddr') laddr = v;
+    else if (f === 'skipme') skipme = v.toLowerCase() !== 'no';
+    else if (f === 'type' || f === 'user' || f === 'maxage') continue;
+    else return s.refuse('client', 'ERR syntax error');
+  }
+  let n = 0;
+  for (const o of targets) {
+    if (id !== null && o.id !== id) continue;
+    if (addr !== null && o.addr !== addr) continue;
+    if (laddr !== null && o.laddr !== laddr) continue;
+    if (o === s && skipme) continue;
+    n++;
+    if (o !== s) o.socket.destroy();
+  }
+  s.reply('client', enc.integer(n));
+  if (!skipme && targets.includes(s) && (id === null || id === s.id)) s.quit();
+}
+
+function slowlogCommand(s: ClientSession, cmd: ParsedCommand): void {
+  const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
+  if (sub === 'get') {
+    const n = cmd.argc > 2 ? cmd.argInt(2) : 10;
+    if (Number.isNaN(n)) return s.refuse('slowlog', 'ERR value is out of range, must be positive');
+    return s.reply('slowlog', encodeSlowlogGet(s.ctx.slowlog.get(n)));
+  }
+  if (sub === 'len') return s.reply('slowlog', enc.integer(s.ctx.slowlog.len()));
+  if (sub === 'reset') {
+    s.ctx.slowlog.reset();
+    return s.reply('slowlog', enc.OK);
+  }
+  return s.refuse('slowlog', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try SLOWLOG HELP.`);
+}

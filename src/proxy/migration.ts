@@ -1,0 +1,44 @@
+/**
+ * Commands for a slot that is migrating from node A to node B (docs/protocol.md, "Moving
+ * slots"). The command runs on A inside a script that first checks its keys are there: all
+ * there, it runs; none there, A answers `-MIGRATED <B>` and the session reissues it at B; some
+ * there, a retry error (the keys are split between A and B for a moment). Commands that cannot
+ * run in a script get the retry error too.
+ */
+import type { MigrationPath } from './context';
+import { encodeCommand } from '../resp/request-parser';
+import type { ParsedCommand } from '../resp/request-parser';
+import { keyIndexes, subcommand } from '../commands/table';
+import type { CommandSpec } from '../commands/table';
+
+export const MIGRATION_SCRIPT = `
+local n = 0
+for i = 1, #KEYS do n = n + redis.call('EXISTS', KEYS[i]) end
+if n == 0 then return redis.error_reply('MIGRATED ' .. ARGV[1]) end
+if n < #KEYS then return redis.error_reply('TRYAGAIN ringside: the keys of a migrating slot are split between its old and new node; retry') end
+return redis.pcall(unpack(ARGV, 2))
+`;
+
+const NOT_IN_SCRIPTS = new Set(['eval', 'evalsha', 'eval_ro', 'evalsha_ro', 'fcall', 'fcall_ro']);
+
+function keyArgs(spec: CommandSpec, cmd: ParsedCommand): number[] {
+  const out: number[] = [];
+  keyIndexes((spec.subcommands && subcommand(spec, cmd)) || spec, cmd, out);
+  return out;
+}
+
+export const migrationPath: MigrationPath = {
+  send(s, req, spec, cmd, r, mig) {
+    if (NOT_IN_SCRIPTS.has(spec.name) || spec.blocking) {
+      req.fail(`TRYAGAIN ringside: slot ${req.slot} is migrating and ${spec.name.toUpperCase()} cannot be checked on its old node; retry shortly`);
+      return;
+    }
+    const keys = keyArgs(spec, cmd).map((i) => cmd.arg(i));
+    const args: Buffer[] = [];
+    for (let i = 0; i < cmd.argc; i++) args.push(cmd.arg(i));
+    const script = encodeCommand(['EVAL', MIGRATION_SCRIPT, String(keys.length), ...keys, mig.toAddress, ...args]);
+    const from = r.config.nodes[mig.from]!.master;
+    req.node = from;
+    s.ctx.pool.get(from, s.id).send(script, 0, script.length, req);
+  },
+};

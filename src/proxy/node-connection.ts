@@ -1,0 +1,235 @@
+/**
+ * One pipelined connection to a data node, shared by many client sessions.
+ *
+ *   sessions ──send(bytes, pending)──▶ out (OutList) ──flush once per loop turn──▶ node socket
+ *                                      pending FIFO  ◀──ReplyFramer: one reply per entry── node socket
+ *
+ * Replies come back in the order the commands were written, so the FIFO head always owns the
+ * next reply. When the socket fails or the oldest command outlives `timeoutMs`, every entry in
+ * the FIFO gets a NodeError naming the node (a command already written may or may not have run),
+ * the connection is marked down, and commands sent while it is down fail at once until the retry
+ * delay has passed; then the next command reconnects.
+ */
+import net from 'node:net';
+import { Fifo } from './fifo';
+import { OutList } from './out-list';
+import { Flushable, markDirty } from './flush';
+import { ReplyFramer } from '../resp/reply-framer';
+import { splitAddress } from '../cluster/config';
+
+export interface Pending {
+  onReply(buf: Buffer, start: number, end: number, type: number): void;
+  onError(err: NodeError): void;
+}
+
+/** A node could not be reached, or stopped answering; `message` is the reply the app gets. */
+export class NodeError extends Error {
+  override name = 'NodeError';
+  readonly address: string;
+  readonly kind: 'refused' | 'timeout' | 'lost' | 'protocol' | 'closed';
+  constructor(address: string, kind: NodeError['kind'], message: string) {
+    super(message);
+    this.address = address;
+    this.kind = kind;
+  }
+}
+
+export interface NodeConnectionOptions {
+  /** a command unanswered this long fails the connection; 0 = never (dedicated blocking links) */
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  /** after a failure, commands fail fast for this long before a reconnect is tried */
+  retryDelayMs: number;
+  /** label used in errors, e.g. "node a (127.0.0.1:7001)" */
+  label?: string;
+  onDown?: (conn: NodeConnection, err: NodeError) => void;
+  onUp?: (conn: NodeConnection) => void;
+  onBytesOut?: (n: number) => void;
+  /** bytes written to the node right after connecting (e.g. a READONLY for replicas) */
+  prelude?: Buffer;
+  /** replies to the prelude that must be swallowed */
+  preludeReplies?: number;
+}
+
+type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+
+export class NodeConnection implements Flushable {
+  readonly address: string;
+  dirty = false;
+  #opts: NodeConnectionOptions;
+  #socket: net.Socket | null = null;
+  #state: State = 'idle';
+  #pending = new Fifo<Pending>();
+  #sentAt = new Fifo<number>();
+  #out = new OutList();
+  #framer: ReplyFramer;
+  #retryAt = 0;
+  #lastError: NodeError | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #swallow = 0;
+
+  constructor(address: string, opts: NodeConnectionOptions) {
+    this.address = address;
+    this.#opts = opts;
+    this.#framer = new ReplyFramer(
+      (buf, s, e, type) => this.#reply(buf, s, e, type),
+      (msg) => this.#fail('protocol', `ERR ringside: ${this.label} sent a malformed reply (${msg})`),
+    );
+  }
+
+  get label(): string {
+    return this.#opts.label ?? `node ${this.address}`;
+  }
+  get state(): State {
+    return this.#state;
+  }
+  get inflight(): number {
+    return this.#pending.length;
+  }
+  get lastError(): NodeError | null {
+    return this.#lastError;
+  }
+  /** true while commands sent now fail at once */
+  get failingFast(): boolean {
+    return this.#state === 'down' && Date.now() < this.#retryAt;
+  }
+
+  /** Queues `buf[start, end)` (one or more whole commands) and the entry awaiting its reply. */
+  send(buf: Buffer, start: number, end: number, p: Pending): void {
+    if (this.#state !== 'ready') {
+      if (this.#state === 'closed') {
+        p.onError(new NodeError(this.address, 'closed', `ERR ringside: connection to ${this.label} was closed`));
+        return;
+      }
+      if (this.#state === 'down' && Date.now() < this.#retryAt) {
+        p.onError(this.#lastError!);
+        return;
+      }
+      if (this.#state !== 'connecting') this.#connect();
+    }
+    this.#pending.push(p);
+    if (this.#opts.timeoutMs > 0) this.#sentAt.push(Date.now());
+    this.#out.add(buf, start, end);
+    if (this.#state === 'ready') markDirty(this);
+  }
+
+  /** Queues several commands whose replies are all handled by `p` (one onReply per reply). */
+  sendMany(buf: Buffer, p: Pending, replies: number): void {
+    for (let i = 0; i < replies - 1; i++) this.#pending.push(p);
+    if (this.#opts.timeoutMs > 0) for (let i = 0; i < replies - 1; i++) this.#sentAt.push(Date.now());
+    this.send(buf, 0, buf.length, p);
+  }
+
+  flush(): void {
+    if (this.#state !== 'ready' || this.#out.empty || !this.#socket) return;
+    const n = this.#out.bytes;
+    this.#socket.write(this.#out.take());
+    this.#opts.onBytesOut?.(n);
+  }
+
+  #connect(): void {
+    this.#state = 'connecting';
+    const { host, port } = splitAddress(this.address);
+    const sock = net.connect({ host, port, noDelay: true });
+    this.#socket = sock;
+    this.#framer.reset();
+    const connectTimer = setTimeout(() => {
+      if (this.#socket === sock && this.#state === 'connecting')
+        this.#fail('timeout', `ERR ringside: ${this.label} did not accept a connection within ${this.#opts.connectTimeoutMs} ms`);
+    }, this.#opts.connectTimeoutMs);
+    sock.once('connect', () => {
+      clearTimeout(connectTimer);
+      if (this.#socket !== sock) return;
+      this.#state = 'ready';
+      sock.setKeepAlive(true, 10_000);
+      if (this.#opts.prelude) {
+        this.#swallow = this.#opts.preludeReplies ?? 1;
+        sock.write(this.#opts.prelude);
+      }
+      this.#opts.onUp?.(this);
+      this.flush();
+    });
+    sock.on('data', (chunk: Buffer) => this.#framer.push(chunk));
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(connectTimer);
+      if (this.#socket !== sock) return;
+      const refused = this.#state === 'connecting';
+      this.#fail(
+        refused ? 'refused' : 'lost',
+        refused
+          ? `ERR ringside: ${this.label} is unreachable (${err.code ?? err.message})`
+          : `ERR ringside: connection to ${this.label} lost (${err.code ?? err.message}); the command may or may not have run`,
+      );
+    });
+    sock.on('close', () => {
+      clearTimeout(connectTimer);
+      if (this.#socket !== sock) return;
+      this.#fail(
+        this.#state === 'connecting' ? 'refused' : 'lost',
+        this.#state === 'connecting'
+          ? `ERR ringside: ${this.label} is unreachable (connection closed)`
+          : `ERR ringside: connection to ${this.label} lost; the command may or may not have run`,
+      );
+    });
+    if (this.#opts.timeoutMs > 0 && !this.#timer) {
+      this.#timer = setInterval(() => this.#checkTimeout(), Math.max(50, Math.min(1000, this.#opts.timeoutMs / 4)));
+      this.#timer.unref();
+    }
+  }
+
+  #checkTimeout(): void {
+    const t = this.#sentAt.peek();
+    if (t !== undefined && this.#state === 'ready' && Date.now() - t > this.#opts.timeoutMs)
+      this.#fail('timeout', `ERR ringside: ${this.label} did not answer within ${this.#opts.timeoutMs} ms; the command may or may not have run`);
+  }
+
+  #reply(buf: Buffer, s: number, e: number, type: number): void {
+    if (this.#swallow > 0) {
+      this.#swallow--;
+      return;
+    }
+    const p = this.#pending.shift();
+    if (this.#opts.timeoutMs > 0) this.#sentAt.shift();
+    if (p) p.onReply(buf, s, e, type);
+  }
+
+  #fail(kind: NodeError['kind'], message: string): void {
+    const err = new NodeError(this.address, kind, message);
+    const sock = this.#socket;
+    this.#socket = null;
+    if (sock) sock.destroy();
+    this.#lastError = err;
+    this.#state = this.#state === 'closed' ? 'closed' : 'down';
+    this.#retryAt = Date.now() + this.#opts.retryDelayMs;
+    this.#out.clear();
+    this.#sentAt.drain();
+    const failed = this.#pending.drain();
+    this.#framer.reset();
+    for (const p of failed) p.onError(err);
+    if (this.#state === 'down') this.#opts.onDown?.(this, err);
+  }
+
+  /** Fails what is in flight and refuses further commands. */
+  close(reason = 'closed'): void {
+    if (this.#state === 'closed') return;
+    const wasLive = this.#socket !== null;
+    this.#state = 'closed';
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = null;
+    if (wasLive || this.#pending.length > 0) this.#fail('closed', `ERR ringside: connection to ${this.label} ${reason}`);
+  }
+
+  /** Closes once every command in flight has been answered. */
+  closeWhenIdle(): void {
+    if (this.#pending.length === 0 && this.#out.empty) this.close();
+    else {
+      const t = setInterval(() => {
+        if (this.#pending.length === 0 || this.#state !== 'ready') {
+          clearInterval(t);
+          this.close();
+        }
+      }, 50);
+      t.unref();
+    }
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Bytes waiting to be written to one socket, kept as (buffer, start, end) ranges of buffers we
+ * already hold (client input, node replies). Adjacent ranges of the same buffer merge, so a run
+ * of pipelined commands that came in together and go to the same node is written as the one
+ * range it was read as. `take()` returns one Buffer: a view when there is one range, else one
+ * allocation and a copy of each range.
+ */
+export class OutList {
+  #bufs: Buffer[] = [];
+  #starts: number[] = [];
+  #ends: number[] = [];
+  #bytes = 0;
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+  get empty(): boolean {
+    return this.#bytes === 0;
+  }
+
+  add(buf: Buffer, start: number, end: number): void {
+    if (end <= start) return;
+    const n = this.#bufs.length - 1;
+    if (n >= 0 && this.#bufs[n] === buf && this.#ends[n] === start) this.#ends[n] = end;
+    else {
+      this.#bufs.push(buf);
+      this.#starts.push(start);
+      this.#ends.push(end);
+    }
+    this.#bytes += end - start;
+  }
+
+  addBuffer(buf: Buffer): void {
+    this.add(buf, 0, buf.length);
+  }
+
+  take(): Buffer {
+    const n = this.#bufs.length;
+    let out: Buffer;
+    if (n === 1) out = this.#bufs[0]!.subarray(this.#starts[0], this.#ends[0]);
+    else {
+      out = Buffer.allocUnsafe(this.#bytes);
+      let p = 0;
+      for (let i = 0; i < n; i++) p += this.#bufs[i]!.copy(out, p, this.#starts[i], this.#ends[i]);
+    }
+    this.#bufs.length = 0;
+    this.#starts.length = 0;
+    this.#ends.length = 0;
+    this.#bytes = 0;
+    return out;
+  }
+
+  clear(): void {
+    this.#bufs.length = 0;
+    this.#starts.length = 0;
+    this.#ends.length = 0;
+    this.#bytes = 0;
+  }
+}

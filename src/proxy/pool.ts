@@ -1,0 +1,89 @@
+/**
+ * Shared pipelined connections to the data nodes, by address: `per` connections each (1 by
+ * default: one pipelined connection keeps Redis's single thread busiest), picked round-robin.
+ * Dedicated connections (transactions, blocking commands, pub/sub) are made apart from the pool
+ * and closed by their owner.
+ */
+import { NodeConnection, NodeConnectionOptions, NodeError } from './node-connection';
+import { Stats } from '../observe/stats';
+
+export interface PoolOptions {
+  per: number;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  retryDelayMs: number;
+  stats: Stats;
+  /** a node refused a connection, timed out or dropped one */
+  onNodeDown?: (address: string, err: NodeError) => void;
+  /** how an address is named in errors ("node a (127.0.0.1:7001)") */
+  label?: (address: string) => string;
+}
+
+const READONLY_CMD = Buffer.from('*1\r\n$8\r\nREADONLY\r\n');
+
+export class Pool {
+  readonly #opts: PoolOptions;
+  readonly #conns = new Map<string, { list: NodeConnection[] }>();
+  constructor(opts: PoolOptions) {
+    this.#opts = opts;
+  }
+
+  connectionOptions(address: string, dedicated = false): NodeConnectionOptions {
+    const stats = this.#opts.stats;
+    return {
+      timeoutMs: dedicated ? 0 : this.#opts.timeoutMs,
+      connectTimeoutMs: this.#opts.connectTimeoutMs,
+      retryDelayMs: dedicated ? 0 : this.#opts.retryDelayMs,
+      label: this.#opts.label?.(address) ?? `node ${address}`,
+      onDown: (_c, err) => {
+        stats.nodeConnections.set(address, Math.max(0, (stats.nodeConnections.get(address) ?? 1) - 1));
+        this.#opts.onNodeDown?.(address, err);
+      },
+      onUp: () => stats.nodeConnections.set(address, (stats.nodeConnections.get(address) ?? 0) + 1),
+      onBytesOut: (n) => stats.nodeBytesOut.set(address, (stats.nodeBytesOut.get(address) ?? 0) + n),
+    };
+  }
+
+  /** The shared connection for `address`; `hint` (the session id) keeps one client on one connection, so its commands to one node keep their order. */
+  get(address: string, hint = 0): NodeConnection {
+    let e = this.#conns.get(address);
+    if (!e) {
+      e = { list: [] };
+      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address)));
+      this.#conns.set(address, e);
+    }
+    if (e.list.length === 1) return e.list[0]!;
+    return e.list[hint % e.list.length]!;
+  }
+
+  /** A new connection owned by the caller (closed by it). */
+  dedicated(address: string): NodeConnection {
+    return new NodeConnection(address, this.connectionOptions(address, true));
+  }
+
+  /** True when the shared connection to `address` is failing fast (known down). */
+  isDown(address: string): boolean {
+    const e = this.#conns.get(address);
+    return e !== undefined && e.list.every((c) => c.failingFast);
+  }
+
+  addresses(): string[] {
+    return [...this.#conns.keys()];
+  }
+
+  /** Closes connections to addresses no longer in the configuration, once idle. */
+  retain(keep: Set<string>): void {
+    for (const [addr, e] of this.#conns) {
+      if (keep.has(addr)) continue;
+      this.#conns.delete(addr);
+      for (const c of e.list) c.closeWhenIdle();
+    }
+  }
+
+  close(): void {
+    for (const e of this.#conns.values()) for (const c of e.list) c.close('closed: the sidecar is stopping');
+    this.#conns.clear();
+  }
+}
+
+export { READONLY_CMD };

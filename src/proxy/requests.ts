@@ -1,0 +1,236 @@
+/**
+ * One request class per command family (after Envoy's command splitter). Every request
+ * completes exactly once, with the reply bytes the client gets; the session writes completed
+ * requests in arrival order.
+ *
+ *   LocalRequest   answered by the sidecar
+ *   SimpleRequest  one node; the node's reply forwarded unchanged (redirects handled)
+ *   SplitRequest   MGET / MSET / DEL-like across slots: one fragment per node, merged
+ *   FanoutRequest  every master (KEYS, DBSIZE, SCRIPT LOAD, ...), merged by a function
+ */
+import type { NodeConnection, NodeError, Pending } from './node-connection';
+import { arrayElements } from '../resp/reply-framer';
+import * as enc from '../resp/encode';
+
+export interface RequestOwner {
+  completed(req: Request): void;
+}
+
+export abstract class Request implements Pending {
+  readonly owner: RequestOwner;
+  /** lower-case command name, for stats */
+  readonly name: string;
+  readonly family: string;
+  readonly t0: number;
+  done = false;
+  rbuf: Buffer | null = null;
+  rs = 0;
+  re = 0;
+  /** node address it went to (slow log, per-node latency) */
+  node = '';
+  /** true when the reply is an error the sidecar produced (refused), for stats */
+  refused = false;
+  constructor(owner: RequestOwner, name: string, family: string, t0: number) {
+    this.owner = owner;
+    this.name = name;
+    this.family = family;
+    this.t0 = t0;
+  }
+  complete(buf: Buffer, start: number, end: number): void {
+    if (this.done) return;
+    this.rbuf = buf;
+    this.rs = start;
+    this.re = end;
+    this.done = true;
+    this.owner.completed(this);
+  }
+  completeWith(buf: Buffer): void {
+    this.complete(buf, 0, buf.length);
+  }
+  fail(message: string): void {
+    this.refused = true;
+    this.completeWith(enc.error(message));
+  }
+  abstract onReply(buf: Buffer, start: number, end: number, type: number): void;
+  onError(err: NodeError): void {
+    this.fail(err.message);
+  }
+  /** true when the reply is an error reply */
+  get isError(): boolean {
+    return this.rbuf !== null && this.rbuf[this.rs] === 0x2d;
+  }
+}
+
+export class LocalRequest extends Request {
+  onReply(): void {
+    /* never sent to a node */
+  }
+}
+
+export const enum Redirect {
+  None = 0,
+  Migrated = 1,
+  WrongSlot = 2,
+  ReadOnly = 3,
+}
+
+const MIGRATED = Buffer.from('-MIGRATED ');
+const WRONG_SLOT = Buffer.from('-ERR wrong hash slot');
+const READONLY = Buffer.from('-READONLY');
+
+function startsWith(buf: Buffer, s: number, e: number, p: Buffer): boolean {
+  return e - s >= p.length && buf.compare(p, 0, p.length, s, s + p.length) === 0;
+}
+
+/** Classifies an error reply that tells the sidecar its configuration is stale. */
+export function redirectOf(buf: Buffer, s: number, e: number): Redirect {
+  if (startsWith(buf, s, e, MIGRATED)) return Redirect.Migrated;
+  if (startsWith(buf, s, e, WRONG_SLOT)) return Redirect.WrongSlot;
+  if (startsWith(buf, s, e, READONLY)) return Redirect.ReadOnly;
+  return Redirect.None;
+}
+
+/** What a SimpleRequest asks of the session when a node says the configuration is stale. */
+export interface RedirectHandler {
+  redirect(req: SimpleRequest, kind: Redirect, target: string | null): void;
+}
+
+export class SimpleRequest extends Request {
+  readonly handler: RedirectHandler;
+  /** the command's RESP bytes, kept for a reissue */
+  readonly cbuf: Buffer;
+  readonly cs: number;
+  readonly ce: number;
+  readonly slot: number;
+  redirects = 0;
+  constructor(owner: RequestOwner, handler: RedirectHandler, name: string, family: string, t0: number, cbuf: Buffer, cs: number, ce: number, slot: number) {
+    super(owner, name, family, t0);
+    this.handler = handler;
+    this.cbuf = cbuf;
+    this.cs = cs;
+    this.ce = ce;
+    this.slot = slot;
+  }
+  onReply(buf: Buffer, start: number, end: number, type: number): void {
+    if (type === 0x2d) {
+      const r = redirectOf(buf, start, end);
+      if (r !== Redirect.None) {
+        const target = r === Redirect.Migrated ? buf.toString('latin1', start + MIGRATED.length, end - 2).trim() : null;
+        this.handler.redirect(this, r, target);
+        return;
+      }
+    }
+    this.complete(buf, start, end);
+  }
+  sendTo(conn: NodeConnection): void {
+    this.node = conn.address;
+    conn.send(this.cbuf, this.cs, this.ce, this);
+  }
+}
+
+/** One part of a split or fan-out request. */
+class Fragment implements Pending {
+  readonly parent: MergingRequest;
+  readonly index: number;
+  constructor(parent: MergingRequest, index: number) {
+    this.parent = parent;
+    this.index = index;
+  }
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.parent.fragmentReply(this.index, buf.subarray(start, end));
+  }
+  onError(err: NodeError): void {
+    this.parent.fragmentReply(this.index, enc.error(err.message));
+  }
+}
+
+/** A request answered by merging the replies of several fragments. */
+export abstract class MergingRequest extends Request {
+  readonly replies: (Buffer | null)[];
+  #waiting: number;
+  constructor(owner: RequestOwner, name: string, family: string, t0: number, fragments: number) {
+    super(owner, name, family, t0);
+    this.replies = new Array(fragments).fill(null);
+    this.#waiting = fragments;
+  }
+  onReply(): void {
+    /* replies arrive through fragments */
+  }
+  fragment(i: number): Pending {
+    return new Fragment(this, i);
+  }
+  fragmentReply(i: number, reply: Buffer): void {
+    if (this.replies[i] !== null) return;
+    this.replies[i] = reply;
+    if (--this.#waiting === 0) {
+      try {
+        this.completeWith(this.merge(this.replies as Buffer[]));
+      } catch (e) {
+        this.fail(`ERR ringside: could not merge replies: ${(e as Error).message}`);
+      }
+    }
+  }
+  /** the first error reply among the fragments, if any */
+  firstError(replies: Buffer[]): Buffer | null {
+    for (const r of replies) if (r[0] === 0x2d) return r;
+    return null;
+  }
+  abstract merge(replies: Buffer[]): Buffer;
+}
+
+/** MGET across nodes: fragment i holds the original positions `positions[i]`. */
+export class MgetRequest extends MergingRequest {
+  readonly positions: number[][];
+  readonly total: number;
+  constructor(owner: RequestOwner, t0: number, positions: number[][], total: number) {
+    super(owner, 'mget', 'split', t0, positions.length);
+    this.positions = positions;
+    this.total = total;
+  }
+  merge(replies: Buffer[]): Buffer {
+    const err = this.firstError(replies);
+    if (err) return err;
+    const parts: Buffer[] = new Array(this.total + 1);
+    parts[0] = Buffer.from(`*${this.total}\r\n`);
+    replies.forEach((r, i) => {
+      const els = arrayElements(r);
+      const pos = this.positions[i]!;
+      if (!els || els.length !== pos.length) throw new Error('MGET fragment reply has the wrong length');
+      for (let k = 0; k < pos.length; k++) parts[pos[k]! + 1] = r.subarray(els[k]![0], els[k]![1]);
+    });
+    return Buffer.concat(parts);
+  }
+}
+
+/** DEL, UNLINK, EXISTS, TOUCH across nodes: the integer replies summed. */
+export class SumRequest extends MergingRequest {
+  merge(replies: Buffer[]): Buffer {
+    const err = this.firstError(replies);
+    if (err) return err;
+    let sum = 0;
+    for (const r of replies) {
+      if (r[0] !== 0x3a) throw new Error('expected an integer reply');
+      sum += Number(r.toString('latin1', 1, r.length - 2));
+    }
+    return enc.integer(sum);
+  }
+}
+
+/** MSET across nodes: +OK when every fragment said so. */
+export class AllOkRequest extends MergingRequest {
+  merge(replies: Buffer[]): Buffer {
+    return this.firstError(replies) ?? enc.OK;
+  }
+}
+
+/** Fan-out to every master with a merge function of the raw replies. */
+export class FanoutRequest extends MergingRequest {
+  readonly #merge: (replies: Buffer[]) => Buffer;
+  constructor(owner: RequestOwner, name: string, t0: number, fragments: number, merge: (replies: Buffer[]) => Buffer) {
+    super(owner, name, 'fanout', t0, fragments);
+    this.#merge = merge;
+  }
+  merge(replies: Buffer[]): Buffer {
+    return this.#merge(replies);
+  }
+}

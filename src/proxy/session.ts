@@ -1,0 +1,470 @@
+/**
+ * One local client connection.
+ *
+ *   socket ─▶ RequestParser ─▶ dispatch ─▶ Request ─▶ (node connection FIFO, or answered here)
+ *                                              │
+ *   socket ◀── OutList ◀── in-order drain ◀── queue (FIFO of this client's requests)
+ *
+ * Requests enter `queue` in arrival order; a reply is written only when every request before it
+ * has been written, so a pipeline that spans several nodes gets its replies in order. When more
+ * than `maxInflight` requests wait, or the socket's write buffer is over `outputLimit`, reading
+ * from the client pauses until it drains: nothing is dropped. The `mode` handles the states a
+ * client can enter (transaction, pub/sub, blocked): see src/proxy/modes.ts.
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Fifo } from './fifo';
+import { OutList } from './out-list';
+import { Flushable, markDirty } from './flush';
+import { ParsedCommand, RequestParser, encodeCommand } from '../resp/request-parser';
+import {
+  AllOkRequest,
+  LocalRequest,
+  MgetRequest,
+  Redirect,
+  RedirectHandler,
+  Request,
+  RequestOwner,
+  SimpleRequest,
+  SumRequest,
+} from './requests';
+import { CommandSpec, KeyExtractionError, arityOk, hasBlockOption, keyIndexes, lookup, subcommand } from '../commands/table';
+import { slotOfBytes } from '../cluster/slot';
+import * as enc from '../resp/encode';
+import type { SidecarContext } from './context';
+import type { Routing } from './cluster-view';
+import { localCommand } from './local';
+import { logger } from '../observe/log';
+
+const META = Buffer.from('__cluster__:');
+const MAX_REDIRECTS = 3;
+
+export function isMetaKey(buf: Buffer, s: number, e: number): boolean {
+  return e - s >= META.length && buf[s] === 0x5f && buf.compare(META, 0, META.length, s, s + META.length) === 0;
+}
+
+export const META_REFUSED = 'ERR ringside: keys under __cluster__: are the cluster\'s metadata and cannot be read or written by applications';
+export const crossSlot = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/** A client state that takes over dispatch (MULTI, SUBSCRIBE, a blocked command). */
+export interface SessionMode {
+  /** Handles the command; returns false to let normal dispatch handle it. */
+  dispatch(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): boolean;
+  /** The client went away or RESET: release what the mode holds. */
+  close(): void;
+}
+
+export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
+  dirty = false;
+  readonly id: number;
+  readonly ctx: SidecarContext;
+  readonly socket: net.Socket;
+  readonly addr: string;
+  readonly laddr: string;
+  readonly createdAt = Date.now();
+  name = '';
+  lastCommand = '';
+  lastActive = Date.now();
+  closed = false;
+  mode: SessionMode | null = null;
+  /** channels, patterns and shard channels subscribed (for CLIENT LIST) */
+  subs = { channels: 0, patterns: 0, shard: 0 };
+  readonly #parser: RequestParser;
+  readonly #queue = new Fifo<Request>();
+  readonly #out = new OutList();
+  readonly #keys: number[] = [];
+  #paused = false;
+  #closeAfterFlush = false;
+  #draining = false;
+
+  constructor(socket: net.Socket, ctx: SidecarContext, id: number) {
+    this.socket = socket;
+    this.ctx = ctx;
+    this.id = id;
+    this.addr = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${id}`;
+    this.laddr = socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : ctx.options.unixsocket ?? '';
+    this.#parser = new RequestParser(
+      (cmd) => this.#dispatch(cmd),
+      (msg) => this.#protocolError(msg),
+      ctx.options.limits,
+    );
+    socket.on('data', (chunk: Buffer) => {
+      ctx.stats.bytesIn += chunk.length;
+      this.lastActive = Date.now();
+      this.#parser.feed(chunk);
+      this.#checkPressure();
+    });
+    socket.on('drain', () => this.#checkPressure());
+    socket.on('error', () => this.#onClose());
+    socket.on('close', () => this.#onClose());
+  }
+
+  get inflight(): number {
+    return this.#queue.length;
+  }
+  get queuedBytes(): number {
+    return this.#parser.buffered;
+  }
+  get outputBytes(): number {
+    return this.#out.bytes + this.socket.writableLength;
+  }
+
+  // ---------------------------------------------------------------- ordering and output
+
+  /** Adds a request at the tail of this client's FIFO. */
+  enqueue(req: Request): void {
+    this.#queue.push(req);
+  }
+
+  completed(req: Request): void {
+    if (req !== this.#queue.peek()) return;
+    const stats = this.ctx.stats;
+    const slowlog = this.ctx.slowlog;
+    const now = performance.now();
+    let r: Request | undefined;
+    while ((r = this.#queue.peek()) !== undefined && r.done) {
+      this.#queue.shift();
+      if (!this.closed) this.#out.add(r.rbuf!, r.rs, r.re);
+      const sec = (now - r.t0) / 1000;
+      const usec = sec * 1e6;
+      stats.recordCommand(r.name, r.refused ? 'refused' : r.isError ? 'error' : 'ok', usec);
+      stats.family(r.family).observe(sec);
+      if (r.node) stats.node(r.node).observe(sec);
+      if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
+    }
+    if (!this.#out.empty) markDirty(this);
+    if (this.#paused) this.#checkPressure();
+    if (this.#draining && this.#queue.length === 0) this.#maybeEnd();
+  }
+
+  /** Writes a reply now (pub/sub pushes): after whatever is queued, in order. */
+  push(buf: Buffer): void {
+    if (this.closed) return;
+    if (this.#queue.length === 0) {
+      this.#out.addBuffer(buf);
+      markDirty(this);
+    } else {
+      const req = new LocalRequest(this, 'push', 'pubsub', performance.now());
+      this.#queue.push(req);
+      req.completeWith(buf);
+    }
+  }
+
+  #argsOf(r: Request): string[] {
+    if (r instanceof SimpleRequest) {
+      try {
+        const out: string[] = [];
+        const p = new RequestParser((c) => {
+          for (let i = 0; i < c.argc && i < 32; i++) out.push(c.argString(i));
+        }, () => undefined);
+        p.feed(r.cbuf.subarray(r.cs, r.ce));
+        return out;
+      } catch {
+        /* fall through */
+      }
+    }
+    return [r.name];
+  }
+
+  flush(): void {
+    if (this.#out.empty || this.closed) return;
+    const n = this.#out.bytes;
+    this.ctx.stats.bytesOut += n;
+    this.socket.write(this.#out.take());
+    if (this.socket.writableLength > this.ctx.options.outputLimit) {
+      if (this.ctx.options.outputHardLimit > 0 && this.socket.writableLength > this.ctx.options.outputHardLimit) {
+        logger.warn('client-output-limit', { client: this.addr, id: this.id, bytes: this.socket.writableLength });
+        this.socket.destroy();
+        return;
+      }
+      this.#checkPressure();
+    }
+    if (this.#closeAfterFlush && this.#queue.length === 0) this.socket.end();
+  }
+
+  #checkPressure(): void {
+    if (this.closed) return;
+    const over = this.#queue.length > this.ctx.options.maxInflight || this.socket.writableLength > this.ctx.options.outputLimit;
+    if (over && !this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    } else if (!over && this.#paused && this.#queue.length <= this.ctx.options.maxInflight / 2 && !this.#closeAfterFlush) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+  }
+
+  #protocolError(msg: string): void {
+    this.reply('protocol', enc.error(`ERR ${msg}`), true);
+    this.#closeAfterFlush = true;
+    this.socket.pause();
+  }
+
+  #onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#out.clear();
+    this.mode?.close();
+    this.mode = null;
+    this.ctx.sessionClosed(this);
+  }
+
+  /** Stop reading; end the connection once every request has been answered (graceful stop). */
+  drainAndClose(): void {
+    this.#draining = true;
+    this.#parser.stopped = true;
+    this.socket.pause();
+    this.#maybeEnd();
+  }
+
+  #maybeEnd(): void {
+    if (this.#queue.length === 0) {
+      this.#closeAfterFlush = true;
+      if (this.#out.empty) this.socket.end();
+      else markDirty(this);
+    }
+  }
+
+  /** Queues an answer the sidecar makes itself. */
+  reply(name: string, buf: Buffer, refused = false, family = 'local'): void {
+    const req = new LocalRequest(this, name, family, performance.now());
+    req.refused = refused;
+    this.#queue.push(req);
+    req.completeWith(buf);
+  }
+
+  refuse(name: string, message: string): void {
+    this.reply(name, enc.error(message), true);
+  }
+
+  quit(): void {
+    this.reply('quit', enc.OK);
+    this.#closeAfterFlush = true;
+    this.#parser.stopped = true;
+    this.socket.pause();
+    if (this.#queue.length === 0) markDirty(this);
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  #dispatch(cmd: ParsedCommand): void {
+    const t0 = performance.now();
+    const spec = lookup(cmd);
+    if (this.mode && this.mode.dispatch(cmd, spec, t0)) return;
+    this.dispatchNormal(cmd, spec, t0);
+  }
+
+  dispatchNormal(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void {
+    if (!spec) {
+      const name = cmd.argString(0);
+      this.lastCommand = name.toLowerCase();
+      const args = [];
+      for (let i = 1; i < cmd.argc && i < 4; i++) args.push(`'${cmd.argString(i).slice(0, 128)}'`);
+      this.refuse(this.lastCommand.slice(0, 32) || 'unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join(' ')}`);
+      return;
+    }
+    this.lastCommand = spec.name;
+    if (!arityOk(spec, cmd.argc)) {
+      this.refuse(spec.name, `ERR wrong number of arguments for '${spec.name}' command`);
+      return;
+    }
+    switch (spec.handling) {
+      case 'keyed':
+        if ((spec.name === 'xread' || spec.name === 'xreadgroup') && hasBlockOption(cmd)) return this.ctx.modes.blocking(this, cmd, spec, t0);
+        return this.routeKeyed(spec, cmd, t0, 'simple');
+      case 'split-mget':
+      case 'split-mset':
+      case 'split-sum':
+        return this.#split(spec, cmd, t0);
+      case 'local':
+        return localCommand(this, spec, cmd, t0);
+      case 'fanout':
+        return this.ctx.modes.fanout(this, cmd, spec, t0);
+      case 'script':
+        return this.ctx.modes.script(this, cmd, spec, t0);
+      case 'transaction':
+        return this.ctx.modes.transaction(this, cmd, spec, t0);
+      case 'blocking':
+        return this.ctx.modes.blocking(this, cmd, spec, t0);
+      case 'pubsub':
+        return this.ctx.modes.pubsub(this, cmd, spec, t0);
+      case 'refused':
+        return this.refuse(spec.name, `ERR ringside: ${spec.name.toUpperCase()} ${spec.reason ?? 'is not supported through the sidecar'}`);
+    }
+  }
+
+  /**
+   * The slot of a keyed command, or a string: the error to answer. Checks metadata keys and
+   * that every key shares one slot.
+   */
+  slotOf(spec: CommandSpec, cmd: ParsedCommand): number | string {
+    let effective = spec;
+    if (spec.subcommands) {
+      const sub = subcommand(spec, cmd);
+      if (!sub || (sub.keyStart <= 0 && !sub.movable))
+        return `ERR ringside: ${spec.name.toUpperCase()} ${cmd.argc > 1 ? cmd.argString(1).slice(0, 64).toUpperCase() + ' ' : ''}is not supported through the sidecar`;
+      effective = sub;
+    }
+    const keys = this.#keys;
+    keys.length = 0;
+    try {
+      keyIndexes(effective, cmd, keys);
+    } catch (e) {
+      if (e instanceof KeyExtractionError) return e.message;
+      throw e;
+    }
+    if (keys.length === 0) return '';
+    let slot = -1;
+    const buf = cmd.buf;
+    for (let i = 0; i < keys.length; i++) {
+      const s = cmd.argStart[keys[i]!]!;
+      const e = cmd.argEnd[keys[i]!]!;
+      if (isMetaKey(buf, s, e)) return META_REFUSED;
+      const ks = slotOfBytes(buf, s, e);
+      if (slot === -1) slot = ks;
+      else if (ks !== slot) return crossSlot;
+    }
+    return slot;
+  }
+
+  /** The routing to use now, or null after answering the refusal. */
+  routingOrRefuse(name: string): Routing | null {
+    const err = this.ctx.view.leaseError();
+    if (err !== null) {
+      this.refuse(name, err);
+      return null;
+    }
+    return this.ctx.view.routing;
+  }
+
+  /** Why a command for node index `node` / `slot` cannot go out now, or null. */
+  holdReason(r: Routing, node: number, slot: number): string | null {
+    if (node === r.switchingIndex)
+      return `TRYAGAIN ringside: node ${r.table.names[node]} is switching to a new master; retry shortly`;
+    if (slot >= 0 && r.migrating.has(slot)) return null;
+    return null;
+  }
+
+  routeKeyed(spec: CommandSpec, cmd: ParsedCommand, t0: number, family: string): void {
+    const slot = this.slotOf(spec, cmd);
+    if (typeof slot === 'string') {
+      this.refuse(spec.name, slot || `ERR ringside: ${spec.name.toUpperCase()} has no key to route by`);
+      return;
+    }
+    const r = this.routingOrRefuse(spec.name);
+    if (!r) return;
+    const node = r.table.owner[slot]!;
+    const hold = this.holdReason(r, node, slot);
+    if (hold) return this.refuse(spec.name, hold);
+    const raw = cmd.inline ? cmd.toResp() : cmd.buf;
+    const req = new SimpleRequest(this, this, spec.name, family, t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, slot);
+    this.#queue.push(req);
+    const mig = r.migrating.get(slot);
+    if (mig) return this.ctx.migration.send(this, req, spec, cmd, r, mig);
+    const addr = this.#address(r, node, spec.readonly && !spec.write);
+    req.sendTo(this.ctx.pool.get(addr, this.id));
+  }
+
+  #address(r: Routing, node: number, read: boolean): string {
+    const policy = this.ctx.options.readFrom;
+    if (!read || policy === 'master') return r.masterOf[node]!;
+    const replicas = r.replicasOf[node]!;
+    const pool = this.ctx.pool;
+    const up = replicas.filter((a) => !pool.isDown(a));
+    if (policy === 'replica') return up.length ? up[this.id % up.length]! : r.masterOf[node]!;
+    const all = pool.isDown(r.masterOf[node]!) ? up : [r.masterOf[node]!, ...up];
+    return all.length ? all[this.id % all.length]! : r.masterOf[node]!;
+  }
+
+  /** A node said the configuration is stale: reload, and send the command where it belongs. */
+  redirect(req: SimpleRequest, kind: Redirect, target: string | null): void {
+    const ctx = this.ctx;
+    ctx.stats.redirects++;
+    if (++req.redirects > MAX_REDIRECTS) {
+      req.fail(`ERR ringside: ${req.name.toUpperCase()} was redirected more than ${MAX_REDIRECTS} times; the cluster configuration is changing, retry`);
+      return;
+    }
+    const reason = kind === Redirect.Migrated ? 'MIGRATED' : kind === Redirect.WrongSlot ? 'wrong hash slot' : 'READONLY master';
+    const reload = ctx.view.requestReload(`${reason} from ${req.node}`);
+    if (kind === Redirect.Migrated && target) {
+      const r = ctx.view.routing;
+      if (r && Object.values(r.config.nodes).some((n) => n.master === target)) {
+        req.sendTo(ctx.pool.get(target, this.id));
+        return;
+      }
+    }
+    void reload.then(() => this.#reroute(req));
+  }
+
+  #reroute(req: SimpleRequest): void {
+    const err = this.ctx.view.leaseError();
+    if (err) return req.fail(err);
+    const r = this.ctx.view.routing!;
+    const node = r.table.owner[req.slot]!;
+    const hold = this.holdReason(r, node, req.slot);
+    if (hold) return req.fail(hold);
+    req.sendTo(this.ctx.pool.get(r.masterOf[node]!, this.id));
+  }
+
+  // ---------------------------------------------------------------- MGET, MSET, DEL and the like
+
+  #split(spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
+    const name = spec.name;
+    const step = spec.handling === 'split-mset' ? 2 : 1;
+    if (step === 2 && (cmd.argc - 1) % 2 !== 0) return this.refuse(name, `ERR wrong number of arguments for '${name}' command`);
+    const r = this.routingOrRefuse(name);
+    if (!r) return;
+    const owner = r.table.owner;
+    const buf = cmd.buf;
+    // group key argument indexes by node, keeping their original order
+    const groups = new Map<number, number[]>();
+    let firstSlot = -1;
+    let oneSlot = true;
+    for (let i = 1; i < cmd.argc; i += step) {
+      const s = cmd.argStart[i]!;
+      const e = cmd.argEnd[i]!;
+      if (isMetaKey(buf, s, e)) return this.refuse(name, META_REFUSED);
+      const slot = slotOfBytes(buf, s, e);
+      if (firstSlot === -1) firstSlot = slot;
+      else if (slot !== firstSlot) oneSlot = false;
+      const node = owner[slot]!;
+      const hold = this.holdReason(r, node, slot);
+      if (hold) return this.refuse(name, hold);
+      if (r.migrating.has(slot)) {
+        if (!oneSlot || groups.size > 0) return this.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; multi-key commands across slots wait until it has moved`);
+      }
+      let g = groups.get(node);
+      if (!g) groups.set(node, (g = []));
+      g.push(i);
+    }
+    if (oneSlot) return this.routeKeyed(spec, cmd, t0, 'simple');
+    const nameBuf = cmd.arg(0);
+    const nodes = [...groups.keys()];
+    if (nodes.length === 1) {
+      // every key on one node: the command as it came
+      const raw = cmd.inline ? cmd.toResp() : cmd.buf;
+      const req = new SimpleRequest(this, this, name, 'split', t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, firstSlot);
+      this.#queue.push(req);
+      req.sendTo(this.ctx.pool.get(this.#address(r, nodes[0]!, spec.readonly && !spec.write), this.id));
+      return;
+    }
+    let req: MgetRequest | SumRequest | AllOkRequest;
+    if (spec.handling === 'split-mget') {
+      req = new MgetRequest(this, t0, nodes.map((n) => groups.get(n)!.map((i) => i - 1)), cmd.argc - 1);
+    } else if (spec.handling === 'split-sum') req = new SumRequest(this, name, 'split', t0, nodes.length);
+    else req = new AllOkRequest(this, name, 'split', t0, nodes.length);
+    this.#queue.push(req);
+    nodes.forEach((node, k) => {
+      const idx = groups.get(node)!;
+      const args: Buffer[] = [nameBuf];
+      for (const i of idx) {
+        args.push(cmd.arg(i));
+        if (step === 2) args.push(cmd.arg(i + 1));
+      }
+      const bytes = encodeCommand(args);
+      const addr = this.#address(r, node, spec.readonly && !spec.write);
+      req.node = addr;
+      this.ctx.pool.get(addr, this.id).send(bytes, 0, bytes.length, req.fragment(k));
+    });
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Finds where each RESP2 reply from a data node ends, without decoding it, so replies can be
+ * forwarded to clients as the node's own bytes. Resumable across chunks: a reply split over many
+ * reads is scanned once, and handed over whole (a view of the chunk when it lies in one chunk,
+ * one concatenation when it spans several).
+ *
+ *   node socket ─▶ push(chunk) ─▶ onReply(buf, start, end, type) per complete reply
+ *                              └▶ onError(message) on bytes that are not RESP2 (then stops)
+ *
+ * A reply is complete when every value it announced has been read: `remaining` counts values
+ * still to read; an array header `*n` consumes one and adds n.
+ */
+
+const CR = 13;
+const LF = 10;
+
+export type ReplyHandler = (buf: Buffer, start: number, end: number, type: number) => void;
+
+export class ReplyFramer {
+  readonly #onReply: ReplyHandler;
+  readonly #onError: (message: string) => void;
+  /** earlier parts of the reply in progress */
+  #parts: Buffer[] = [];
+  #partsLen = 0;
+  /** values still to read in the reply in progress (0: between replies) */
+  #remaining = 0;
+  /** bulk bytes (payload + CRLF) still to skip */
+  #skip = 0;
+  /** type byte of the reply in progress */
+  #type = 0;
+  /** an unterminated header line carried over from the previous chunk */
+  #line: Buffer | null = null;
+  #failed = false;
+
+  constructor(onReply: ReplyHandler, onError: (message: string) => void) {
+    this.#onReply = onReply;
+    this.#onError = onError;
+  }
+
+  /** true while a reply is only partly received */
+  get inProgress(): boolean {
+    return this.#remaining > 0 || this.#partsLen > 0;
+  }
+
+  reset(): void {
+    this.#parts = [];
+    this.#partsLen = 0;
+    this.#remaining = 0;
+    this.#skip = 0;
+    this.#line = null;
+    this.#failed = false;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#failed) return;
+    const end = chunk.length;
+    let pos = 0;
+    let replyStart = 0; // where the reply in progress starts in this chunk
+    while (pos < end) {
+      if (this.#skip > 0) {
+        const n = Math.min(this.#skip, end - pos);
+        this.#skip -= n;
+        pos += n;
+        if (this.#skip > 0) break;
+        if (--this.#remaining === 0) {
+          this.#emit(chunk, replyStart, pos);
+          replyStart = pos;
+        }
+        continue;
+      }
+      // a header line: type byte, text, CRLF
+      let lineBuf = chunk;
+      let ls = pos;
+      let le: number;
+      if (this.#line !== null) {
+        const lf = chunk.indexOf(LF, pos);
+        if (lf === -1) {
+          this.#line = Buffer.concat([this.#line, chunk.subarray(pos)]);
+          if (this.#line.length > 64 * 1024) return this.#fail('reply header line too long');
+          pos = end;
+          break;
+        }
+        lineBuf = Buffer.concat([this.#line, chunk.subarray(pos, lf + 1)]);
+        this.#line = null;
+        ls = 0;
+        le = lineBuf.length - 2;
+        pos = lf + 1;
+      } else {
+        const lf = chunk.indexOf(LF, pos);
+        if (lf === -1) {
+          if (this.#remaining === 0) this.#startReply(chunk[pos]!);
+          this.#line = chunk.subarray(pos);
+          pos = end;
+          break;
+        }
+        le = lf - 1;
+        pos = lf + 1;
+      }
+      if (le < ls || lineBuf[le] !== CR) return this.#fail('reply line not terminated by CRLF');
+      const type = lineBuf[ls]!;
+      if (this.#remaining === 0) this.#startReply(type);
+      switch (type) {
+        case 0x2b: // +
+        case 0x2d: // -
+        case 0x3a: // :
+          this.#remaining--;
+          break;
+        case 0x24: {
+          // $
+          const n = decimal(lineBuf, ls + 1, le);
+          if (Number.isNaN(n) || n < -1) return this.#fail('bad bulk length in reply');
+          if (n === -1) this.#remaining--;
+          else this.#skip = n + 2;
+          break;
+        }
+        case 0x2a: {
+          // *
+          const n = decimal(lineBuf, ls + 1, le);
+          if (Number.isNaN(n) || n < -1) return this.#fail('bad array length in reply');
+          this.#remaining += (n > 0 ? n : 0) - 1;
+          break;
+        }
+        default:
+          return this.#fail(`unexpected reply type byte 0x${type.toString(16)}`);
+      }
+      if (this.#remaining === 0 && this.#skip === 0) {
+        this.#emit(chunk, replyStart, pos);
+        replyStart = pos;
+      }
+    }
+    if (this.#remaining > 0 || this.#line !== null) {
+      // keep what this chunk holds of the reply in progress
+      if (replyStart < end) {
+        this.#parts.push(replyStart === 0 ? chunk : chunk.subarray(replyStart));
+        this.#partsLen += end - replyStart;
+      }
+    }
+  }
+
+  #startReply(type: number): void {
+    this.#remaining = 1;
+    this.#type = type;
+  }
+
+  #emit(chunk: Buffer, start: number, end: number): void {
+    if (this.#partsLen === 0) {
+      this.#onReply(chunk, start, end, this.#type);
+      return;
+    }
+    this.#parts.push(chunk.subarray(0, end));
+    const whole = Buffer.concat(this.#parts, this.#partsLen + end);
+    this.#parts = [];
+    this.#partsLen = 0;
+    this.#onReply(whole, 0, whole.length, this.#type);
+  }
+
+  #fail(message: string): void {
+    this.#failed = true;
+    this.#onError(message);
+  }
+}
+
+function decimal(buf: Buffer, s: number, e: number): number {
+  if (s >= e) return NaN;
+  let neg = false;
+  let i = s;
+  if (buf[i] === 0x2d) {
+    neg = true;
+    i++;
+  }
+  if (i >= e) return NaN;
+  let n = 0;
+  for (; i < e; i++) {
+    const c = buf[i]! - 0x30;
+    if (c < 0 || c > 9) return NaN;
+    n = n * 10 + c;
+  }
+  return neg ? -n : n;
+}
+
+/**
+ * Splits a complete array reply into its elements' raw byte ranges (used to merge split
+ * MGET replies). Returns null for a non-array (e.g. an error) or a null array.
+ */
+export function arrayElements(buf: Buffer, start = 0, end = buf.length): Array<[number, number]> | null {
+  if (buf[start] !== 0x2a) return null;
+  const out: Array<[number, number]> = [];
+  const f = new ReplyFramer(
+    (_b, s, e) => out.push([s + start + headerLen, e + start + headerLen]),
+    () => {
+      throw new Error('bad array reply');
+    },
+  );
+  const cr = buf.indexOf(CR, start);
+  const n = decimal(buf, start + 1, cr);
+  if (n < 0) return null;
+  const headerLen = cr + 2 - start;
+  f.push(buf.subarray(start + headerLen, end));
+  if (out.length !== n) throw new Error('incomplete array reply');
+  return out;
+}
