@@ -1,0 +1,334 @@
+/**
+ * The election state machine each sidecar runs for every master of the cluster (docs/failover.md,
+ * "The state machine"). Pure: no I/O and no timers. The caller feeds it its own probe results and
+ * what it read from the masters (votes, live sidecars), asks `decide()` what to do, carries the
+ * actions out, and reports lock outcomes back. Time comes from the injected clock only, so every
+ * rule can be tested with a fake one.
+ */
+import type { FailoverMode, Switching } from '../cluster/config';
+import { majority } from '../cluster/config';
+
+export interface ElectionTiming {
+  downAfterMs: number;
+  leaseMs: number;
+}
+
+/** What the machine needs from the configuration. */
+export interface ElectionConfig {
+  failover: FailoverMode;
+  timing: ElectionTiming;
+  switching: Switching | null;
+}
+
+/** One watched master, as the caller sees it this round. */
+export interface NodeView {
+  node: string;
+  /** the master's address in the configuration (a change resets the node's state) */
+  address: string;
+  /** votes read from the masters, merged: sidecar id → unix ms of the vote (the newest seen) */
+  votes: Record<string, number> | Map<string, number>;
+}
+
+export interface World {
+  config: ElectionConfig;
+  mastersTotal: number;
+  /** masters that answered this sidecar's own probe in the last round (the failed one included) */
+  mastersReached: number;
+  /** sidecars that checked in recently (`__cluster__:sidecars`); 0 when unknown */
+  liveSidecars: number;
+  nodes: NodeView[];
+}
+
+export type Action =
+  /** push an error report for the node (already rate-limited) */
+  | { kind: 'report'; node: string; address: string }
+  /** record (or refresh, when `refresh`) this sidecar's vote for the node's replacement */
+  | { kind: 'vote'; node: string; address: string; refresh: boolean }
+  /** remove this sidecar's vote: the node answers again, or this sidecar lost the majority */
+  | { kind: 'withdraw-vote'; node: string; address: string }
+  /** take the election lock and run the switch; `resume` finishes or rolls back a stale `switching` */
+  | { kind: 'try-lead'; node: string; address: string; resume: boolean; votes: number; needed: number }
+  /** nothing to do for the node; `reason` says why (shown in status and tests) */
+  | { kind: 'none'; node: string; address: string; reason: string };
+
+export type NodePhase = 'up' | 'suspect' | 'down';
+
+export interface NodeStatus {
+  node: string;
+  address: string;
+  phase: NodePhase;
+  /** unix ms of the first failed probe of the current unbroken run of failures; null when up */
+  downSince: number | null;
+  /** unix ms of this sidecar's last vote; null when it has no standing vote */
+  votedAt: number | null;
+  /** this sidecar is running (or has asked to run) an election for the node */
+  leading: boolean;
+  /** no try-lead before this unix ms */
+  backoffUntil: number;
+  /** lock attempts lost in a row (drives the backoff) */
+  lockFailures: number;
+}
+
+export interface ElectionOptions {
+  /** this sidecar's id: its own vote read back from the masters is not counted twice */
+  id: string;
+  now: () => number;
+  /** [0, 1) for backoff jitter; Math.random by default */
+  random?: () => number;
+  /** least interval between two error reports for the same node (default 1000 ms) */
+  reportIntervalMs?: number;
+}
+
+/** Votes older than this are ignored: "a few downAfterMs". */
+export const voteFreshMs = (t: ElectionTiming): number => 3 * t.downAfterMs;
+/** A voter refreshes its vote this often while the node stays down. */
+export const voteRefreshMs = (t: ElectionTiming): number => t.downAfterMs;
+/** A `switching` hint older than this is left over by a dead leader: finish or roll it back. */
+export const staleSwitchMs = (t: ElectionTiming): number => 2 * t.leaseMs + 4 * t.downAfterMs;
+/** TTL of the election lock; the leader refreshes it at a third of this. */
+export const lockTtlMs = (t: ElectionTiming): number => Math.max(2000, t.leaseMs);
+/** First backoff after a lost lock; doubles per further loss, capped, with jitter ×[0.5, 1.5). */
+export const backoffBaseMs = (t: ElectionTiming): number => Math.max(200, Math.floor(t.downAfterMs / 2));
+export const backoffCapMs = (t: ElectionTiming): number => Math.max(2000, 2 * t.leaseMs);
+
+interface NodeState {
+  address: string;
+  downSince: number | null;
+  lastProbeAt: number | null;
+  lastProbeOk: boolean;
+  votedAt: number | null;
+  lastReportAt: number | null;
+  leading: boolean;
+  backoffUntil: number;
+  lockFailures: number;
+}
+
+/** How a try-lead ended, as the caller reports it. */
+export type LeadOutcome =
+  /** the switch (or resume) completed */
+  | 'completed'
+  /** the lock was held elsewhere, or not on a majority */
+  | 'lock-lost'
+  /** nothing to do after all (already switched, no switching left to resume) */
+  | 'moot'
+  /** the switch failed after the lock was taken */
+  | 'failed';
+
+export class Election {
+  #id: string;
+  #now: () => number;
+  #timing: ElectionTiming | null = null;
+  #random: () => number;
+  #reportIntervalMs: number;
+  #nodes = new Map<string, NodeState>();
+
+  constructor(opts: ElectionOptions) {
+    this.#id = opts.id;
+    this.#now = opts.now;
+    this.#random = opts.random ?? Math.random;
+    this.#reportIntervalMs = opts.reportIntervalMs ?? 1000;
+  }
+
+  #state(node: string, address: string): NodeState {
+    let s = this.#nodes.get(node);
+    if (!s || s.address !== address) {
+      // New node, or its master changed (a switch happened): start afresh, but keep a vote
+      // standing for the old address so that the caller withdraws it.
+      const fresh: NodeState = {
+        address,
+        downSince: null,
+        lastProbeAt: null,
+        lastProbeOk: true,
+        votedAt: null,
+        lastReportAt: null,
+        leading: s?.leading ?? false,
+        backoffUntil: s?.backoffUntil ?? 0,
+        lockFailures: 0,
+      };
+      this.#nodes.set(node, fresh);
+      s = fresh;
+    }
+    return s;
+  }
+
+  /** This sidecar's own probe of `address` (the master of `node`) answered (`ok`) or not. */
+  probe(node: string, address: string, ok: boolean): void {
+    const s = this.#state(node, address);
+    const now = this.#now();
+    if (ok) s.downSince = null;
+    else if (s.downSince === null) s.downSince = now;
+    s.lastProbeAt = now;
+    s.lastProbeOk = ok;
+  }
+
+  /**
+   * Whether an error report for `node` may go out now (one per reportIntervalMs per node); a
+   * true answer counts as sending one. The data path's reports and the machine's share this limit.
+   */
+  mayReport(node: string, address: string): boolean {
+    const s = this.#state(node, address);
+    const now = this.#now();
+    if (s.lastReportAt !== null && now - s.lastReportAt < this.#reportIntervalMs) return false;
+    s.lastReportAt = now;
+    return true;
+  }
+
+  /** The outcome of the try-lead the machine asked for. */
+  leadResult(node: string, outcome: LeadOutcome): void {
+    const s = this.#nodes.get(node);
+    if (!s) return;
+    s.leading = false;
+    const now = this.#now();
+    if (outcome === 'lock-lost' || outcome === 'failed') {
+      s.lockFailures++;
+      const t = this.#timing;
+      const base = t ? backoffBaseMs(t) : 500;
+      const cap = t ? backoffCapMs(t) : 10_000;
+      const delay = Math.min(cap, base * 2 ** (s.lockFailures - 1)) * (0.5 + this.#random());
+      s.backoffUntil = now + Math.round(delay);
+    } else {
+      s.lockFailures = 0;
+      // Give the new configuration time to reach everyone before anything else is decided.
+      const t = this.#timing;
+      s.backoffUntil = now + (t ? t.downAfterMs : 1000);
+    }
+  }
+
+  /** Every watched node's state, for INFO and status. */
+  status(): NodeStatus[] {
+    const now = this.#now();
+    const t = this.#timing;
+    return [...this.#nodes].map(([node, s]) => ({
+      node,
+      address: s.address,
+      phase: this.#phase(s, now, t),
+      downSince: s.downSince,
+      votedAt: s.votedAt,
+      leading: s.leading,
+      backoffUntil: s.backoffUntil,
+      lockFailures: s.lockFailures,
+    }));
+  }
+
+  #phase(s: NodeState, now: number, t: ElectionTiming | null): NodePhase {
+    if (s.downSince === null) return 'up';
+    if (t && now - s.downSince >= t.downAfterMs) return 'down';
+    return 'suspect';
+  }
+
+  /**
+   * What to do now, given this round's view. Returns at least one action per node of
+   * `world.nodes` (a `none` with its reason when there is nothing to do). Nodes no longer in the
+   * view are forgotten.
+   */
+  decide(world: World): Action[] {
+    const now = this.#now();
+    const t = world.config.timing;
+    this.#timing = t;
+    const out: Action[] = [];
+    const seen = new Set<string>();
+    const hasMajority = world.mastersReached >= majority(world.mastersTotal);
+    const switching = world.config.switching;
+
+    for (const view of world.nodes) {
+      seen.add(view.node);
+      const s = this.#state(view.node, view.address);
+      const { node, address } = view;
+      const acts: Action[] = [];
+      const phase = this.#phase(s, now, t);
+      // A probe result older than a downAfterMs says nothing about now.
+      const probeFresh = s.lastProbeAt !== null && now - s.lastProbeAt <= t.downAfterMs;
+
+      // Reports: a failed own probe is a failure the cluster should hear of.
+      if (phase !== 'up' && probeFresh && !s.lastProbeOk && this.mayReport(node, address)) acts.push({ kind: 'report', node, address });
+
+      const none = (reason: string): void => {
+        if (acts.length === 0) acts.push({ kind: 'none', node, address, reason });
+      };
+
+      // Leftover switch of a dead leader: finish or roll back, in either mode, votes or not.
+      if (switching && switching.node === node) {
+        if (s.votedAt !== null) {
+          acts.push({ kind: 'withdraw-vote', node, address });
+          s.votedAt = null;
+        }
+        if (!hasMajority) none('reaches only a minority of masters');
+        else if (now - switching.since < staleSwitchMs(t)) none(`switch in progress by ${switching.by}`);
+        else if (s.leading) none('leading');
+        else if (now < s.backoffUntil) none('backing off');
+        else {
+          s.leading = true;
+          acts.push({ kind: 'try-lead', node, address, resume: true, votes: 0, needed: 0 });
+        }
+        out.push(...acts);
+        continue;
+      }
+
+      if (!hasMajority) {
+        // Probably our own network: never vote or lead, and take back a standing vote.
+        if (s.votedAt !== null) {
+          acts.push({ kind: 'withdraw-vote', node, address });
+          s.votedAt = null;
+        }
+        none('reaches only a minority of masters');
+        out.push(...acts);
+        continue;
+      }
+
+      if (phase !== 'down' || !probeFresh) {
+        if (s.votedAt !== null) {
+          acts.push({ kind: 'withdraw-vote', node, address });
+          s.votedAt = null;
+        }
+        none(phase === 'up' ? 'reachable' : phase === 'suspect' ? `down for less than ${t.downAfterMs} ms` : 'no recent probe');
+        out.push(...acts);
+        continue;
+      }
+
+      // Down for downAfterMs without a break, by our own probe, and we reach a majority: vote.
+      if (s.votedAt === null || now - s.votedAt >= voteRefreshMs(t)) {
+        acts.push({ kind: 'vote', node, address, refresh: s.votedAt !== null });
+        s.votedAt = now;
+      }
+
+      if (switching) {
+        none(`another switch in progress (${switching.node})`);
+        out.push(...acts);
+        continue;
+      }
+      if (world.config.failover !== 'auto') {
+        none('manual fail-over mode');
+        out.push(...acts);
+        continue;
+      }
+      if (s.leading) {
+        none('leading');
+        out.push(...acts);
+        continue;
+      }
+      // Fresh votes: newer than voteFreshMs, and not older than our own view of this outage.
+      const since = Math.max(now - voteFreshMs(t), s.downSince! - t.downAfterMs);
+      const voters = new Set<string>([this.#id]); // ours counts, read back yet or not
+      const entries = view.votes instanceof Map ? [...view.votes] : Object.entries(view.votes);
+      for (const [id, at] of entries) if (at >= since && at <= now + t.downAfterMs) voters.add(id);
+      const count = voters.size;
+      const population = Math.max(world.liveSidecars, count, 1);
+      const needed = majority(population);
+      if (count < needed) {
+        none(`${count} fresh vote(s) of ${needed} needed`);
+        out.push(...acts);
+        continue;
+      }
+      if (now < s.backoffUntil) {
+        none('backing off');
+        out.push(...acts);
+        continue;
+      }
+      s.leading = true;
+      acts.push({ kind: 'try-lead', node, address, resume: false, votes: count, needed });
+      out.push(...acts);
+    }
+    for (const node of [...this.#nodes.keys()]) if (!seen.has(node)) this.#nodes.delete(node);
+    return out;
+  }
+}

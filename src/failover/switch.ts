@@ -1,0 +1,479 @@
+/**
+ * The atomic switch of a node's master to one of its replicas (docs/failover.md, "The switch"):
+ * lock on a majority of masters, the `switching` hint (epoch+1) on a majority, a wait longer
+ * than the lease, fencing of the old master, promotion, the final configuration (epoch+2), the
+ * event log, unlock. `resumeSwitch` finishes or rolls back what a dead leader left.
+ */
+import { randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
+import {
+  ClusterConfig,
+  Switching,
+  Timing,
+  majority,
+  masters as masterAddresses,
+  votesKey,
+} from '../cluster/config';
+import { newest, readCopy, writeEverywhere } from '../cluster/store';
+import { lockTtlMs, staleSwitchMs } from './election';
+import { LogEvent, appendLog, refreshLock, releaseLock, replicaOf, replication, sleep, takeLock, within } from './ops';
+
+export class SwitchError extends Error {
+  override name = 'SwitchError';
+}
+/** Another leader holds the election lock (or too few masters answered). */
+export class LockNotTakenError extends SwitchError {
+  override name = 'LockNotTakenError';
+}
+/** The lock was lost during the switch (it expired, or another leader took over). */
+export class LockLostError extends SwitchError {
+  override name = 'LockLostError';
+}
+/** The configuration no longer calls for this switch: already switched, or another one is under way. */
+export class NotSwitchableError extends SwitchError {
+  override name = 'NotSwitchableError';
+}
+/** No replica of the node can be promoted (none configured, none reachable, or `to` is not one). */
+export class NoReplicaError extends SwitchError {
+  override name = 'NoReplicaError';
+}
+/** A configuration could not be written to a majority of masters. */
+export class ConfigWriteError extends SwitchError {
+  override name = 'ConfigWriteError';
+}
+
+export type SwitchStepName =
+  | 'lock'
+  | 'config'
+  | 'offsets'
+  | 'chosen'
+  | 'hint'
+  | 'wait'
+  | 'fence'
+  | 'catch-up'
+  | 'promote'
+  | 'repoint'
+  | 'final'
+  | 'log'
+  | 'unlock'
+  | 'rollback';
+
+export interface SwitchProgress {
+  step: SwitchStepName;
+  /** one human line */
+  message: string;
+  detail?: Record<string, unknown>;
+}
+
+interface Common {
+  /** the configuration the caller acts on; the newest copy on the masters is re-read after the lock */
+  config: ClusterConfig;
+  /** who runs it: a sidecar id, or `cli:<user>@<host>` */
+  by: string;
+  /** control clients of the masters (address → client); clientFor fills any gap */
+  masters: Map<string, Redis>;
+  clientFor(address: string): Redis;
+  onProgress?(p: SwitchProgress): void;
+  now?: () => number;
+  /** added to leaseMs for the wait (default max(500, leaseMs / 10)) */
+  marginMs?: number;
+  /** bound on waiting for the chosen replica to catch up with a reachable old master (default 2000) */
+  catchUpMs?: number;
+  /** bound of each control call (default 2000) */
+  callTimeoutMs?: number;
+  /** why: 'manual', 'votes 3/5', ... (goes into the log event) */
+  reason?: string;
+}
+
+export interface SwitchOptions extends Common {
+  node: string;
+  /** the replica to promote; default: the reachable replica with the highest replication offset */
+  to?: string;
+}
+
+export interface ResumeOptions extends Common {
+  /** resume only a `switching` at least this old (default staleSwitchMs(timing)); 0 to force */
+  minAgeMs?: number;
+}
+
+export interface SwitchResult {
+  outcome: 'switched' | 'rolled-back' | 'moot';
+  node: string;
+  from: string;
+  to: string;
+  /** epoch of the configuration written last */
+  epoch: number;
+  event: LogEvent | null;
+}
+
+interface Ctx {
+  o: Common;
+  now: () => number;
+  t: Timing;
+  token: string;
+  node: string;
+  /** all masters of the configuration the lock was taken on */
+  clients: Map<string, Redis>;
+  timeout: number;
+  progress(step: SwitchStepName, message: string, detail?: Record<string, unknown>): void;
+}
+
+const defaultMargin = (t: Timing): number => Math.max(500, Math.ceil(t.leaseMs / 10));
+
+function masterClients(o: Common, config: ClusterConfig): Map<string, Redis> {
+  const m = new Map<string, Redis>();
+  for (const a of masterAddresses(config)) m.set(a, o.masters.get(a) ?? o.clientFor(a));
+  return m;
+}
+
+function makeCtx(o: Common, node: string): Ctx {
+  const now = o.now ?? Date.now;
+  return {
+    o,
+    now,
+    t: o.config.timing,
+    token: `${o.by}:${randomUUID()}`,
+    node,
+    clients: masterClients(o, o.config),
+    timeout: o.callTimeoutMs ?? 2000,
+    progress: (step, message, detail) => o.onProgress?.({ step, message, detail }),
+  };
+}
+
+async function lock(ctx: Ctx): Promise<void> {
+  const need = majority(ctx.clients.size);
+  const tally = await takeLock(ctx.clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout);
+  ctx.progress('lock', `election lock for ${ctx.node} held on ${tally.held.length} of ${ctx.clients.size} masters (${need} needed)`, {
+    held: tally.held,
+    refused: tally.refused,
+    failed: tally.failed,
+    needed: need,
+  });
+  if (tally.held.length < need) {
+    await releaseLock(ctx.clients, ctx.node, ctx.token, ctx.timeout);
+    throw new LockNotTakenError(
+      `election lock for node ${ctx.node} held on ${tally.held.length} of ${ctx.clients.size} masters, ${need} needed` +
+        (tally.refused.length ? ` (another leader holds it on ${tally.refused.join(', ')})` : ''),
+    );
+  }
+}
+
+async function unlock(ctx: Ctx, extra: Map<string, Redis> = new Map()): Promise<void> {
+  const all = new Map([...ctx.clients, ...extra]);
+  const tally = await releaseLock(all, ctx.node, ctx.token, ctx.timeout).catch(() => null);
+  ctx.progress('unlock', `election lock released on ${tally?.held.length ?? 0} masters`);
+}
+
+/** Checks (and extends) the lock; `skip` leaves out a master paused for writes, where a script would block. */
+async function ensureLock(ctx: Ctx, skip?: string): Promise<void> {
+  const need = majority(ctx.clients.size);
+  const clients = new Map([...ctx.clients].filter(([a]) => a !== skip));
+  const tally = await refreshLock(clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout);
+  if (tally.held.length < need)
+    throw new LockLostError(`election lock for node ${ctx.node} still ours on ${tally.held.length} masters only, ${need} needed: stopping`);
+}
+
+/** The newest good configuration on the masters (or the given one when it is newer). */
+async function freshConfig(ctx: Ctx, given: ClusterConfig): Promise<ClusterConfig> {
+  const copies = await Promise.all([...ctx.clients].map(([a, c]) => readCopy(c, a)));
+  const best = newest(copies);
+  const config = best && best.config.epoch > given.epoch ? best.config : given;
+  ctx.progress('config', `configuration epoch ${config.epoch}`, { epoch: config.epoch });
+  return config;
+}
+
+/** Writes `config` with compare-and-set on `clients`; throws unless a majority took it. */
+async function writeMajority(ctx: Ctx, clients: Map<string, Redis>, config: ClusterConfig, step: SwitchStepName, what: string): Promise<void> {
+  const res = await writeEverywhere(clients, config);
+  const written = [...res].filter(([, r]) => r === 'written').map(([a]) => a);
+  const need = majority(clients.size);
+  ctx.progress(step, `${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters (${need} needed)`, {
+    epoch: config.epoch,
+    written,
+    outcome: Object.fromEntries([...res].map(([a, r]) => [a, r instanceof Error ? r.message : r])),
+  });
+  if (written.length < need)
+    throw new ConfigWriteError(`${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters, ${need} needed`);
+}
+
+/** Waits longer than the lease, keeping the lock alive. */
+async function waitLease(ctx: Ctx): Promise<void> {
+  const margin = ctx.o.marginMs ?? defaultMargin(ctx.t);
+  const total = ctx.t.leaseMs + margin;
+  const until = ctx.now() + total;
+  ctx.progress('wait', `waiting ${total} ms (lease ${ctx.t.leaseMs} ms + ${margin} ms) so that every sidecar sees the hint or stops routing`, {
+    ms: total,
+  });
+  const step = Math.max(50, Math.floor(lockTtlMs(ctx.t) / 3));
+  for (;;) {
+    const left = until - ctx.now();
+    if (left <= 0) break;
+    await sleep(Math.min(step, left));
+    await ensureLock(ctx);
+  }
+}
+
+interface Candidate {
+  address: string;
+  offset: number | null;
+  role?: string;
+  error?: string;
+}
+
+async function offsets(ctx: Ctx, replicas: string[]): Promise<Candidate[]> {
+  return Promise.all(
+    replicas.map(async (address) => {
+      try {
+        const r = await replication(ctx.o.clientFor(address), ctx.timeout);
+        return { address, offset: r.role === 'slave' ? r.offset : null, role: r.role };
+      } catch (e) {
+        return { address, offset: null, error: (e as Error).message };
+      }
+    }),
+  );
+}
+
+/**
+ * Runs the whole switch of `node`'s master. Throws a SwitchError subclass when it cannot lead
+ * or cannot finish; a failure after the hint leaves a `switching` that resumeSwitch settles.
+ */
+export async function runSwitch(o: SwitchOptions): Promise<SwitchResult> {
+  const ctx = makeCtx(o, o.node);
+  const given = o.config.nodes[o.node];
+  if (!given) throw new NotSwitchableError(`no node named ${JSON.stringify(o.node)} in the configuration`);
+  if (o.to !== undefined && !given.replicas.includes(o.to))
+    throw new NoReplicaError(`${o.to} is not a replica of node ${o.node} (replicas: ${given.replicas.join(', ') || 'none'})`);
+  const from = given.master;
+  await lock(ctx);
+  try {
+    const config = await freshConfig(ctx, o.config);
+    const spec = config.nodes[o.node];
+    if (!spec || spec.master !== from)
+      throw new NotSwitchableError(`node ${o.node} is no longer served by ${from} (now ${spec?.master ?? 'gone'}): nothing to do`);
+    if (config.switching)
+      throw new NotSwitchableError(
+        `a switch of node ${config.switching.node} to ${config.switching.to} is under way (by ${config.switching.by} since ${new Date(config.switching.since).toISOString()})`,
+      );
+    const cands = await offsets(ctx, o.to ? [o.to] : spec.replicas);
+    ctx.progress(
+      'offsets',
+      'replication offsets: ' + cands.map((c) => `${c.address}=${c.offset ?? c.error ?? c.role}`).join(', '),
+      { replicas: cands },
+    );
+    const usable = cands.filter((c) => c.offset !== null).sort((a, b) => b.offset! - a.offset!);
+    if (usable.length === 0)
+      throw new NoReplicaError(
+        `no replica of node ${o.node} can be promoted: ${cands.map((c) => `${c.address} ${c.error ?? `is ${c.role}`}`).join('; ') || 'none configured'}`,
+      );
+    const to = usable[0]!.address;
+    ctx.progress('chosen', `promoting ${to} (offset ${usable[0]!.offset})${o.to ? ' as asked' : ''}`, { to, offset: usable[0]!.offset });
+    const switching: Switching = { node: o.node, from, to, since: ctx.now(), by: o.by };
+    const hinted: ClusterConfig = { ...config, epoch: config.epoch + 1, switching };
+    await writeMajority(ctx, ctx.clients, hinted, 'hint', `switching hint for ${o.node}: ${from} → ${to}`);
+    await waitLease(ctx);
+    return await finish(ctx, hinted, false);
+  } finally {
+    await unlock(ctx, new Map([...(o.config.nodes[o.node]?.replicas ?? [])].map((a) => [a, o.clientFor(a)])));
+  }
+}
+
+/**
+ * The second half of a switch, from a configuration holding the hint that a majority has seen
+ * for longer than the lease: fence the old master, promote, re-point, write the final
+ * configuration, log, clear the votes.
+ */
+async function finish(ctx: Ctx, hinted: ClusterConfig, resumed: boolean): Promise<SwitchResult> {
+  const sw = hinted.switching!;
+  const { from, to, node } = sw;
+  const spec = hinted.nodes[node]!;
+  const started = sw.since;
+  const oldMaster = ctx.o.clientFor(from);
+  const newMaster = ctx.o.clientFor(to);
+
+  await ensureLock(ctx);
+  // Fence: the old master, if it answers, takes no more writes from here on.
+  let paused = false;
+  try {
+    await within(oldMaster.call('CLIENT', 'PAUSE', String(lockTtlMs(ctx.t)), 'WRITE'), 1000, 'CLIENT PAUSE');
+    paused = true;
+    ctx.progress('fence', `old master ${from} paused for writes`);
+  } catch (e) {
+    ctx.progress('fence', `old master ${from} does not answer (${(e as Error).message}): fenced by the lease, and demoted when it returns`);
+  }
+  let caughtUp: boolean | null = null;
+  try {
+    if (paused) {
+      // With the old master alive (a manual switch, a partition), let the replica take all it has.
+      const bound = Math.min(ctx.o.catchUpMs ?? 2000, Math.floor(lockTtlMs(ctx.t) / 3));
+      const deadline = ctx.now() + bound;
+      caughtUp = false;
+      for (;;) {
+        const [m, r] = await Promise.all([replication(oldMaster, 1000), replication(newMaster, 1000)]);
+        if (m.role !== 'master' || r.role !== 'slave') {
+          caughtUp = null; // nothing to compare: not a replica of the old master (any more)
+          break;
+        }
+        if (r.offset >= m.offset) {
+          caughtUp = true;
+          ctx.progress('catch-up', `${to} has the old master's data (offset ${r.offset} of ${m.offset})`);
+          break;
+        }
+        if (ctx.now() > deadline) {
+          ctx.progress('catch-up', `${to} still behind (offset ${r.offset} of ${m.offset}) after ${bound} ms: promoting anyway`);
+          break;
+        }
+        await sleep(20);
+      }
+    }
+  } catch (e) {
+    ctx.progress('catch-up', `could not compare offsets: ${(e as Error).message}`);
+  }
+
+  try {
+    await ensureLock(ctx, from);
+    const before = await replication(newMaster, ctx.timeout);
+    if (before.role === 'master') ctx.progress('promote', `${to} is already a master`);
+    else {
+      await replicaOf(newMaster, null, ctx.timeout);
+      ctx.progress('promote', `REPLICAOF NO ONE on ${to}`);
+    }
+    const others = spec.replicas.filter((a) => a !== to);
+    await Promise.all(
+      others.map(async (a) => {
+        try {
+          await replicaOf(ctx.o.clientFor(a), to, ctx.timeout);
+          ctx.progress('repoint', `${a} now replicates from ${to}`);
+        } catch (e) {
+          ctx.progress('repoint', `${a} not re-pointed (${(e as Error).message}): the agents demote it when it answers`);
+        }
+      }),
+    );
+    if (paused) {
+      try {
+        await replicaOf(oldMaster, to, ctx.timeout);
+        ctx.progress('repoint', `old master ${from} now replicates from ${to}`);
+      } catch (e) {
+        ctx.progress('repoint', `old master ${from} not re-pointed (${(e as Error).message})`);
+      }
+    }
+  } finally {
+    if (paused) await within(oldMaster.call('CLIENT', 'UNPAUSE'), 1000, 'CLIENT UNPAUSE').catch(() => {});
+  }
+
+  const final: ClusterConfig = {
+    ...hinted,
+    epoch: hinted.epoch + 1,
+    nodes: { ...hinted.nodes, [node]: { master: to, replicas: [...spec.replicas.filter((a) => a !== to), from] } },
+    switching: null,
+  };
+  const newClients = masterClients(ctx.o, final);
+  await writeMajority(ctx, newClients, final, 'final', `final configuration: ${node} served by ${to}`);
+  const event: LogEvent = {
+    time: ctx.now(),
+    event: 'failover',
+    node,
+    from,
+    to,
+    epoch: final.epoch,
+    by: ctx.o.by,
+    reason: ctx.o.reason ?? null,
+    resumed,
+    caughtUp,
+    durationMs: ctx.now() - started,
+  };
+  await afterward(ctx, newClients, event);
+  return { outcome: 'switched', node, from, to, epoch: final.epoch, event };
+}
+
+async function afterward(ctx: Ctx, clients: Map<string, Redis>, event: LogEvent): Promise<void> {
+  const logged = await appendLog(clients, event, ctx.timeout);
+  ctx.progress('log', `event logged on ${logged.length} of ${clients.size} masters`, { event });
+  await Promise.all([...clients.values()].map((c) => within(c.del(votesKey(ctx.node)), ctx.timeout).catch(() => {})));
+  // The lock copies live on the new masters too (a promoted replica kept its master's copy).
+  ctx.clients = new Map([...ctx.clients, ...clients]);
+}
+
+/**
+ * Settles a `switching` hint left by a leader that died (or gave up) midway: finishes the switch
+ * when the named replica is already master or can still be promoted, otherwise rolls back to the
+ * old master with a new epoch. Only a hint older than `minAgeMs` is touched.
+ */
+export async function resumeSwitch(o: ResumeOptions): Promise<SwitchResult> {
+  const sw0 = o.config.switching;
+  if (!sw0) throw new NotSwitchableError('the configuration holds no switch to resume');
+  const ctx = makeCtx(o, sw0.node);
+  const minAge = o.minAgeMs ?? staleSwitchMs(o.config.timing);
+  const age = ctx.now() - sw0.since;
+  if (age < minAge)
+    throw new NotSwitchableError(
+      `the switch of node ${sw0.node} to ${sw0.to} by ${sw0.by} started ${age} ms ago; it is left to its leader until it is ${minAge} ms old`,
+    );
+  await lock(ctx);
+  try {
+    const config = await freshConfig(ctx, o.config);
+    const sw = config.switching;
+    if (!sw || sw.node !== sw0.node || sw.to !== sw0.to || sw.since !== sw0.since) {
+      const spec = config.nodes[sw0.node];
+      ctx.progress('config', `the switch was settled meanwhile (epoch ${config.epoch}): nothing to do`);
+      return { outcome: 'moot', node: sw0.node, from: sw0.from, to: spec?.master ?? sw0.to, epoch: config.epoch, event: null };
+    }
+    let role: string;
+    try {
+      role = (await replication(o.clientFor(sw.to), ctx.timeout)).role;
+    } catch (e) {
+      role = `unreachable (${(e as Error).message})`;
+    }
+    ctx.progress('offsets', `${sw.to} is ${role}`);
+    if (role === 'master') {
+      // Promoted already, so the lease wait was over; only the rest remains.
+      return await finish(ctx, config, true);
+    }
+    if (role === 'slave') {
+      // Make sure a majority holds the hint, then wait a whole lease from now: when the first
+      // leader's majority write completed is not known.
+      await writeHintAgain(ctx, config);
+      await waitLease(ctx);
+      return await finish(ctx, config, true);
+    }
+    return await rollback(ctx, config, `${sw.to} is ${role}`);
+  } finally {
+    const sw = o.config.switching!;
+    await unlock(ctx, new Map([sw.to, ...(o.config.nodes[sw.node]?.replicas ?? [])].map((a) => [a, o.clientFor(a)])));
+  }
+}
+
+async function writeHintAgain(ctx: Ctx, config: ClusterConfig): Promise<void> {
+  const res = await writeEverywhere(ctx.clients, config);
+  const holding = [...res].filter(([, r]) => r === 'written' || r === 'current').map(([a]) => a);
+  const need = majority(ctx.clients.size);
+  ctx.progress('hint', `switching hint (epoch ${config.epoch}) held by ${holding.length} of ${ctx.clients.size} masters (${need} needed)`);
+  if (holding.length < need) throw new ConfigWriteError(`the switching hint is on ${holding.length} masters only, ${need} needed`);
+}
+
+async function rollback(ctx: Ctx, config: ClusterConfig, why: string): Promise<SwitchResult> {
+  const sw = config.switching!;
+  const old = ctx.o.clientFor(sw.from);
+  // Undo a fence the dead leader may have left on the old master.
+  try {
+    await within(old.call('CLIENT', 'UNPAUSE'), 1000);
+    const r = await replication(old, ctx.timeout);
+    if (r.role === 'slave') await replicaOf(old, null, ctx.timeout);
+  } catch {
+    /* the old master does not answer: the next election deals with it */
+  }
+  const back: ClusterConfig = { ...config, epoch: config.epoch + 1, switching: null };
+  await writeMajority(ctx, ctx.clients, back, 'rollback', `rolled back (${why}): ${sw.node} stays with ${sw.from}`);
+  const event: LogEvent = {
+    time: ctx.now(),
+    event: 'failover-rolled-back',
+    node: sw.node,
+    from: sw.from,
+    to: sw.to,
+    epoch: back.epoch,
+    by: ctx.o.by,
+    why,
+    leader: sw.by,
+  };
+  await afterward(ctx, ctx.clients, event);
+  return { outcome: 'rolled-back', node: sw.node, from: sw.from, to: sw.to, epoch: back.epoch, event };
+}
