@@ -7,7 +7,7 @@
  */
 import Redis from 'ioredis';
 import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
-import { controlClient, readCopy, writeCopy } from '../cluster/store';
+import { ControlOptions, readCopy, writeCopy } from '../cluster/store';
 
 export interface CreateOptions {
   /** One entry per node: its master and replica addresses ("host:port"). */
@@ -96,8 +96,37 @@ export function whenConnected(client: Redis, timeoutMs: number): Promise<Error |
   });
 }
 
+/**
+ * Closes control connections made by adminClient.
+ */
 export function closeAll(clients: Map<string, Redis>): void {
   for (const c of clients.values()) c.disconnect();
+}
+
+/**
+ * A control connection for a one-shot admin command: the same behaviour as store's
+ * controlClient (no retries by itself, fails fast while disconnected), but closing it leaves no
+ * timer behind (ioredis waits up to `disconnectTimeout`, 2 s by default, for the socket to close),
+ * so a CLI process exits as soon as its work is done.
+ */
+export function adminClient(address: string, opts: ControlOptions = {}): Redis {
+  const { host, port } = splitAddress(address);
+  const r = new Redis({
+    host,
+    port,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: opts.connectTimeoutMs ?? 1000,
+    commandTimeout: opts.commandTimeoutMs ?? 2000,
+    retryStrategy: (times) => Math.min(times * 100, 1000),
+    enableReadyCheck: false,
+    autoResendUnfulfilledCommands: false,
+    disconnectTimeout: 0,
+  });
+  r.on('error', () => {
+    /* reported through the failing commands */
+  });
+  return r;
 }
 
 export async function createCluster(opts: CreateOptions): Promise<ClusterConfig> {
@@ -106,7 +135,7 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
   let config = initialConfig(opts.shards, { failover: opts.failover, timing: opts.timing });
   const masterAddrs = opts.shards.map((s) => s.master);
   const all = opts.shards.flatMap((s) => [s.master, ...s.replicas]);
-  const clients = new Map<string, Redis>(all.map((a) => [a, controlClient(a, { commandTimeoutMs: 5000 })]));
+  const clients = new Map<string, Redis>(all.map((a) => [a, adminClient(a, { commandTimeoutMs: 5000 })]));
   try {
     const down: string[] = [];
     await Promise.all(

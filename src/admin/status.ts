@@ -12,8 +12,8 @@ import {
   FailoverMode,
   roleOf,
 } from '../cluster/config';
-import { NodeCopy, controlClient, newest, readCopy } from '../cluster/store';
-import { closeAll, replicationInfo, whenConnected } from './create';
+import { NodeCopy, newest, readCopy } from '../cluster/store';
+import { adminClient, closeAll, replicationInfo, whenConnected } from './create';
 
 /** Hash of sidecar id → JSON `{"id","addr","version","epoch","time"}`, next to `__cluster__:sidecars`. */
 export const SIDECARS_INFO_KEY = '__cluster__:sidecars:info';
@@ -117,7 +117,7 @@ export async function clusterStatus(opts: StatusOptions): Promise<ClusterStatus>
   const client = (a: string): Redis => {
     let c = clients.get(a);
     if (!c) {
-      c = controlClient(a, { connectTimeoutMs, commandTimeoutMs: opts.commandTimeoutMs ?? 2000 });
+      c = adminClient(a, { connectTimeoutMs, commandTimeoutMs: opts.commandTimeoutMs ?? 2000 });
       clients.set(a, c);
     }
     return c;
