@@ -48,7 +48,7 @@ export type Action =
   | { kind: 'withdraw-vote'; node: string; address: string }
   /** take the election lock and run the switch; `resume` finishes or rolls back a stale `switching` */
   | { kind: 'try-lead'; node: string; address: string; resume: boolean; votes: number; needed: number }
-  /** nothing to do for the node; `reason` says why (shown in status and tests) */
+  /** no election for the node this round; `reason` says why (shown in status and tests) */
   | { kind: 'none'; node: string; address: string; reason: string };
 
 export type NodePhase = 'up' | 'suspect' | 'down';
@@ -217,9 +217,9 @@ export class Election {
   }
 
   /**
-   * What to do now, given this round's view. Returns at least one action per node of
-   * `world.nodes` (a `none` with its reason when there is nothing to do). Nodes no longer in the
-   * view are forgotten.
+   * What to do now, given this round's view. For each node of `world.nodes`: any of `report`,
+   * `vote` / `withdraw-vote`, then exactly one of `try-lead` or `none` (with the reason there is
+   * no election). Nodes no longer in the view are forgotten.
    */
   decide(world: World): Action[] {
     const now = this.#now();
@@ -243,7 +243,7 @@ export class Election {
       if (phase !== 'up' && probeFresh && !s.lastProbeOk && this.mayReport(node, address)) acts.push({ kind: 'report', node, address });
 
       const none = (reason: string): void => {
-        if (acts.length === 0) acts.push({ kind: 'none', node, address, reason });
+        acts.push({ kind: 'none', node, address, reason });
       };
 
       // Leftover switch of a dead leader: finish or roll back, in either mode, votes or not.
