@@ -74,9 +74,9 @@ t.test('a switch promotes the replica holding the data, demotes the old master a
     t.same(cfg.nodes.a, { master: replica, replicas: [old] });
     t.equal(await c.client(m).exists(electionKey('a')), 0, `lock released on ${m}`);
     t.equal(await c.client(m).exists(votesKey('a')), 0, `votes cleared on ${m}`);
-    const log = await c.client(m).lrange(LOG_KEY, 0, -1);
-    t.equal(log.length, 1, `one log entry on ${m}`);
-    t.match(JSON.parse(log[0]!), { event: 'failover', node: 'a', from: old, to: replica, by: 'test', epoch: 3, reason: 'manual', caughtUp: true });
+    const log = (await c.client(m).lrange(LOG_KEY, 0, -1)).map((e) => JSON.parse(e) as { event: string });
+    t.equal(log.filter((e) => e.event === 'failover').length, 1, `one failover logged on ${m}`);
+    t.match(log[0], { event: 'failover', node: 'a', from: old, to: replica, by: 'test', epoch: 3, reason: 'manual', caughtUp: true });
   }
 });
 
