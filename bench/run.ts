@@ -29,6 +29,7 @@ import {
   startRingside,
   startTwemproxy,
 } from './lib/setup';
+import { DEFAULT_PROFILES, Profile, failoverMarkdown, parseProfiles, runFailover } from './lib/failover';
 import {
   Failure,
   MemoryResult,
@@ -43,12 +44,14 @@ import {
   targetsTable,
 } from './lib/report';
 
-const HELP = `usage: bash bench/run.sh [mode] [options]
+const HELP = () => `usage: bash bench/run.sh [mode] [options]
 
 modes (default: the side-by-side benchmark)
   --quick               issue-2 check: redis-benchmark -q -n 20000 (full default test list) against
                         the sidecar; exits 1 if any test reports an error, is missing or hangs
   --memory              RSS per idle client connection, ringside and twemproxy (and redis-server)
+  --failover            issue-6 fail-over time: kill -9 a master under write load, ringside (3 sidecars)
+                        beside Redis Sentinel (3 sentinels), per timing profile
 
 benchmark options
   --rounds N            rounds of the whole alternating sequence (default 3); medians over rounds
@@ -64,6 +67,11 @@ benchmark options
 memory options
   --connections N       idle connections per process (default 10000)
 
+fail-over options
+  --profiles LIST       name:checkMs/leaseMs/downAfterMs,... (default ${DEFAULT_PROFILES})
+  --systems LIST        subset of ringside,sentinel (default both)
+  --rounds N            kills per profile and system (default 3)
+
 quick options
   --port P              check an already running server on 127.0.0.1:P instead of starting a cluster
                         and a sidecar
@@ -76,7 +84,9 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick';
+  mode: 'bench' | 'memory' | 'quick' | 'failover';
+  profiles: Profile[];
+  systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
   requests: number;
   requestsP16: number;
@@ -95,6 +105,8 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     mode: 'bench',
+    profiles: parseProfiles(DEFAULT_PROFILES),
+    systems: ['ringside', 'sentinel'],
     rounds: 3,
     requests: 0,
     requestsP16: 0,
@@ -131,7 +143,7 @@ function parseArgs(argv: string[]): Options {
     switch (a) {
       case '--help':
       case '-h':
-        process.stdout.write(HELP);
+        process.stdout.write(HELP());
         process.exit(0);
       // falls through (process.exit does not return)
       case '--quick':
@@ -140,6 +152,18 @@ function parseArgs(argv: string[]): Options {
       case '--memory':
         o.mode = 'memory';
         break;
+      case '--failover':
+        o.mode = 'failover';
+        break;
+      case '--profiles':
+        o.profiles = parseProfiles(val());
+        break;
+      case '--systems': {
+        const list = val().split(',').map((x) => x.trim());
+        for (const x of list) if (x !== 'ringside' && x !== 'sentinel') throw new Error(`unknown system "${x}"`);
+        o.systems = (['ringside', 'sentinel'] as const).filter((x) => list.includes(x));
+        break;
+      }
       case '--rounds':
         o.rounds = int(a, val());
         break;
@@ -464,7 +488,7 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
   );
   fs.writeFileSync(path.join(o.out, 'ratios.svg'), ratiosSvg(rows, `Ringside benchmark ${started.toISOString().slice(0, 10)}: requests/s ratios (median of ${o.rounds})`));
   process.stdout.write('\n' + text);
-  say(`bench: wrote ${path.relative(process.cwd(), path.join(o.out, 'latest.md'))}, latest.json, ratios.svg ` +
+  say(`bench: wrote ${path.join(o.out, 'latest.md')}, latest.json, ratios.svg ` +
     `(${((Date.now() - started.getTime()) / 1000).toFixed(0)} s)`);
   return failures.length ? 1 : 0;
 }
@@ -585,6 +609,25 @@ async function memoryMode(o: Options, procs: Procs): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Fail-over mode (issue 6)
+
+async function failoverMode(o: Options, procs: Procs): Promise<number> {
+  if (o.systems.includes('ringside') && !(await ringsideHas('serve'))) {
+    say('bench --failover: `node bin/ringside.js serve --help` does not work in this build; measuring Sentinel only');
+    o.systems = o.systems.filter((x) => x !== 'ringside');
+  }
+  const r = await runFailover(procs, o.profiles, o.rounds, o.systems, say);
+  const m = machine();
+  const header = `${r.date} · ${m.cpus} × ${m.cpuModel} · load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} at end · ${m.redis.replace(/ sha=.*/, '')} · node ${m.node} · ringside ${m.ringsideCommit}`;
+  const text = failoverMarkdown(r, header);
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'failover.md'), text);
+  fs.writeFileSync(path.join(o.out, 'failover.json'), JSON.stringify({ ...r, machine: m }, null, 2) + '\n');
+  process.stdout.write('\n' + text);
+  return r.trials.some((t) => t.error || t.allResumedMs === null) ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Quick mode (issue 2)
 
 /** redis-benchmark 7.0's default test list, as named in its -q output. */
@@ -673,7 +716,14 @@ async function main(): Promise<void> {
     });
   let code = 1;
   try {
-    code = o.mode === 'quick' ? await quickMode(o, procs) : o.mode === 'memory' ? await memoryMode(o, procs) : await benchMode(o, procs);
+    code =
+      o.mode === 'quick'
+        ? await quickMode(o, procs)
+        : o.mode === 'memory'
+          ? await memoryMode(o, procs)
+          : o.mode === 'failover'
+            ? await failoverMode(o, procs)
+            : await benchMode(o, procs);
   } catch (e) {
     if (!procs.shuttingDown) say(`bench: ${(e as Error).stack ?? e}`);
     code = 1;

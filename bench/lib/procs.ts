@@ -15,11 +15,12 @@ export interface Child {
   pid: number;
   log: string;
   exited: { code: number | null; signal: NodeJS.Signals | null } | null;
+  /** Set when the bench kills it on purpose (fail-over bench). */
+  killed?: boolean;
 }
 
 export class Procs {
   readonly children: Child[] = [];
-  private stopping = false;
   /** Set once stopAll() has begun (Ctrl-C, error, end of run). */
   shuttingDown = false;
 
@@ -39,7 +40,7 @@ export class Procs {
     fs.appendFileSync(this.pidFileName, `${proc.pid}\n`);
     proc.on('exit', (code, signal) => {
       child.exited = { code, signal };
-      if (!this.stopping) process.stderr.write(`bench: ${name} (pid ${proc.pid}) exited unexpectedly (${signal ?? code})\n`);
+      if (!child.killed) process.stderr.write(`bench: ${name} (pid ${proc.pid}) exited unexpectedly (${signal ?? code})\n`);
     });
     proc.on('error', (e) => {
       child.exited = { code: -1, signal: null };
@@ -51,27 +52,28 @@ export class Procs {
 
   /** Stops one child: SIGTERM, then SIGKILL after `graceMs`. */
   async stop(child: Child, graceMs = 3000): Promise<void> {
-    if (child.exited) return;
-    const done = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
-    const wasStopping = this.stopping;
-    this.stopping = true;
-    try {
+    child.killed = true;
+    if (!child.exited) {
+      const done = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
       child.proc.kill('SIGTERM');
       const t = setTimeout(() => child.exited || child.proc.kill('SIGKILL'), graceMs);
       await done;
       clearTimeout(t);
-    } finally {
-      this.stopping = wasStopping;
     }
-    this.children.splice(this.children.indexOf(child), 1);
+    const i = this.children.indexOf(child);
+    if (i >= 0) this.children.splice(i, 1);
+  }
+
+  /** kill -9, on purpose. */
+  kill9(child: Child): void {
+    child.killed = true;
+    child.proc.kill('SIGKILL');
   }
 
   /** Stops everything this bench started, newest first. */
   async stopAll(): Promise<void> {
     this.shuttingDown = true;
-    this.stopping = true;
     await Promise.all([...this.children].reverse().map((c) => this.stop(c)));
-    this.stopping = true;
   }
 
   tail(child: Child, lines = 15): string {

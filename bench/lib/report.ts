@@ -279,7 +279,7 @@ export function ratiosSvg(rows: Row[], title: string): string {
   const top = 50;
   const plotH = 260;
   const bottom = 120;
-  const width = left + rows.length * groupW + 20;
+  const width = left + rows.length * groupW + 90;
   const height = top + plotH + bottom;
   const y = (v: number): number => top + plotH - (v / maxV) * plotH;
   const parts: string[] = [];
@@ -307,6 +307,7 @@ export function ratiosSvg(rows: Row[], title: string): string {
         parts.push(
           `<rect x="${x}" y="${y(v).toFixed(1)}" width="14" height="${(top + plotH - y(v)).toFixed(1)}" fill="${s.color}"><title>${esc(`${r.key}: ${s.name} = ${v.toFixed(2)}`)}</title></rect>`,
         );
+        if (si === 0) parts.push(`<text x="${x + 7}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="9">${v.toFixed(2)}</text>`);
       } else {
         parts.push(`<text x="${x + 7}" y="${top + plotH - 4}" text-anchor="middle" fill="#999">–</text>`);
       }

@@ -23,7 +23,7 @@ export interface RedisServer {
   child: Child;
 }
 
-export async function startRedis(procs: Procs, name: string): Promise<RedisServer> {
+export async function startRedis(procs: Procs, name: string, extraArgs: string[] = []): Promise<RedisServer> {
   const port = await freePort();
   const socket = path.join(procs.work, `${name}.sock`);
   const child = procs.start(name, 'redis-server', [
@@ -36,6 +36,7 @@ export async function startRedis(procs: Procs, name: string): Promise<RedisServe
     '--dir', procs.work,
     '--maxclients', '20000',
     '--daemonize', 'no',
+    ...extraArgs,
   ]);
   await waitReady({ port }, child, name);
   return { port, socket, child };
@@ -81,10 +82,16 @@ export async function ringsideHas(command: string): Promise<boolean> {
 }
 
 /** Writes the cluster configuration (three masters, no replicas) into the masters. */
-export async function createCluster(masters: RedisServer[], log: (s: string) => void): Promise<void> {
+export async function createCluster(
+  masters: RedisServer[],
+  log: (s: string) => void,
+  opts: { replicas?: RedisServer[]; createArgs?: string[] } = {},
+): Promise<void> {
   const addrs = masters.map((m) => `127.0.0.1:${m.port}`);
-  if (await ringsideHas('create')) {
-    const r = await run(process.execPath, [RINGSIDE_BIN, 'create', ...addrs.flatMap((a) => ['--shard', a])], {
+  const shards = addrs.map((a, i) => (opts.replicas?.[i] ? `${a},127.0.0.1:${opts.replicas[i]!.port}` : a));
+  if (opts.replicas?.length || opts.createArgs?.length || (await ringsideHas('create'))) {
+    const args = [RINGSIDE_BIN, 'create', ...shards.flatMap((a) => ['--shard', a]), ...(opts.createArgs ?? [])];
+    const r = await run(process.execPath, args, {
       timeoutMs: 30000,
       cwd: ROOT,
     });
@@ -112,21 +119,21 @@ export async function createCluster(masters: RedisServer[], log: (s: string) => 
   }
 }
 
-export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[]): Promise<Target> {
+export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[], name = 'ringside'): Promise<Target> {
   const port = await freePort();
-  const sock = path.join(procs.work, 'ringside.sock');
+  const sock = path.join(procs.work, `${name}.sock`);
   const seeds = masters.map((m) => `127.0.0.1:${m.port}`).join(',');
   const child = procs.start(
-    'ringside',
+    name,
     process.execPath,
     [RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
     { cwd: ROOT },
   );
   try {
-    await waitReady({ port }, child, 'ringside', 30000);
-    await waitReady({ path: sock }, child, 'ringside (unix)', 10000);
+    await waitReady({ port }, child, name, 30000);
+    await waitReady({ path: sock }, child, `${name} (unix)`, 10000);
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- ringside log ---\n${procs.tail(child)}`);
+    throw new Error(`${(e as Error).message}\n--- ${name} log ---\n${procs.tail(child)}`);
   }
   return { name: 'ringside', tcp: { port }, unix: { path: sock }, proc: child };
 }
