@@ -357,9 +357,11 @@ export function failoverMarkdown(r: FailoverResult, header: string): string {
       const ok = ts.map((t) => t.allResumedMs).filter((x): x is number => x !== null);
       const med = median(ok);
       const failed = ts.length - ok.length;
-      const text = ts.length
-        ? `${sec(med)} (${sec(Math.min(...ok))}–${sec(Math.max(...ok))})${failed ? `, ${failed} of ${ts.length} did not resume` : ''}`
-        : '–';
+      const text = !ts.length
+        ? '–'
+        : !ok.length
+          ? `did not resume (${failed} of ${ts.length})`
+          : `${sec(med)} (${sec(Math.min(...ok))}–${sec(Math.max(...ok))})${failed ? `, ${failed} of ${ts.length} did not resume` : ''}`;
       return { med, text, promoted: ts.length ? `${ts.filter((t) => t.promoted).length}/${ts.length}` : '–' };
     };
     const rs = cell('ringside');
