@@ -278,3 +278,30 @@ t.test('a client that pipelines without reading is paused, not dropped, and gets
   t.ok(replies.every((r) => r === value), 'each one the value');
   t.notOk(c.closed);
 });
+
+t.test('clients that vanish with commands in flight do not disturb the replies other clients get', async (t) => {
+  const cluster = await startCluster(t, { masters: 3, replicasPerMaster: 0 });
+  const sidecar = await startSidecar(t, cluster);
+  const app = sidecarClient(t, sidecar);
+  const per = keysPerMaster(cluster.config, 'van:', 5);
+  const keys = [...per.values()].flat();
+  await app.mset(...keys.flatMap((k) => [k, `val:${k}`]));
+  let wrong = 0;
+  for (let round = 0; round < 10; round++) {
+    // a client fires a pipeline (some big replies) and disconnects at once
+    const v = await RawClient.connect(t, sidecar.options.port);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 2000; i++) parts.push(resp(i % 10 === 0 ? 'MGET' : 'GET', ...(i % 10 === 0 ? keys : [keys[i % keys.length]!])));
+    v.write(Buffer.concat(parts));
+    setImmediate(() => v.socket.destroy());
+    // meanwhile another client's pipeline must get exactly its own replies
+    const p = app.pipeline();
+    for (let i = 0; i < 300; i++) p.get(keys[(i * 7) % keys.length]!);
+    const res = (await p.exec())!;
+    res.forEach(([e, val], i) => {
+      if (e || val !== `val:${keys[(i * 7) % keys.length]}`) wrong++;
+    });
+  }
+  t.equal(wrong, 0, 'every reply to the surviving client is its own');
+  t.equal(await app.ping(), 'PONG');
+});

@@ -6,9 +6,12 @@
 import t from 'tap';
 import { startCluster, directClient } from '../helpers/cluster';
 import type { LocalCluster } from '../../src/embedded/local-cluster';
-import type { Sidecar } from '../../src/proxy/sidecar';
 import { RawClient, keysPerMaster, ownerOf, resp, sidecarClient, startSidecar } from './helpers';
-import type Redis from 'ioredis';
+import Redis from 'ioredis';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Sidecar } from '../../src/proxy/sidecar';
 
 let cluster: LocalCluster;
 let sidecar: Sidecar;
@@ -111,11 +114,13 @@ t.test('a bulk exactly at maxBulkLen and a command with maxArgs arguments pass',
   t.equal((await other.strlen('{lim}big')), limits.maxBulkLen);
 });
 
-t.test('empty multibulk headers are skipped; QUIT in a pipeline ends it there', async (t) => {
+t.test('empty multibulk headers are skipped; QUIT in a pipeline ends it there, after the commands before it', async (t) => {
+  const per = keysPerMaster(cluster.config, 'qb:', 2);
+  const keys = [...per.values()].flat();
   const c = await RawClient.connect(t, port());
-  c.write('*0\r\n*-1\r\nPING\r\nQUIT\r\nSET quit:after 1\r\n');
+  c.write(Buffer.concat([Buffer.from('*0\r\n*-1\r\nPING\r\n'), ...keys.map((k) => resp('SET', k, 'q')), Buffer.from('QUIT\r\nSET quit:after 1\r\n')]));
   await c.waitClosed();
-  t.same(c.replies, ['PONG', 'OK']);
+  t.same(c.replies, ['PONG', ...keys.map(() => 'OK'), 'OK']);
   t.equal(await other.exists('quit:after'), 0, 'nothing after QUIT runs');
 });
 
@@ -167,4 +172,25 @@ t.test('a client that half-closes after writing its pipeline still gets every re
   let n = 0;
   for (let i = 0; i < keys.length; i += 10) n += await other.exists(...keys.slice(i, i + 10));
   t.equal(n, keys.length, 'every SET ran');
+});
+
+t.test('a Unix socket listener with the asked permissions serves like the TCP one', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ringside-sock-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sock = path.join(dir, 'ringside.sock');
+  await startSidecar(t, cluster, { unixsocket: sock, unixsocketperm: 0o700 });
+  t.equal(fs.statSync(sock).mode & 0o777, 0o700, 'permissions as unixsocketperm');
+  const c = new Redis({ path: sock, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on('error', () => undefined);
+  t.teardown(() => c.disconnect());
+  t.equal(await c.set('unix:k', 'u'), 'OK');
+  t.equal(await c.get('unix:k'), 'u');
+  t.equal(await directClient(t, ownerOf(cluster.config, 'unix:k')).get('unix:k'), 'u');
+});
+
+t.test('a port already taken gives a clear error', async (t) => {
+  const s = new Sidecar({ seeds: cluster.seeds, port: port() });
+  await t.rejects(s.start(), /already in use.*--port/);
+  await s.stop(0).catch(() => undefined);
+  t.equal(await other.ping(), 'PONG', 'the sidecar holding the port is unaffected');
 });
