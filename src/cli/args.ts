@@ -53,7 +53,7 @@ export function parseOptions(
   try {
     parsed = parseArgs({ args: argv, options: parseSpec, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError((e as Error).message.replace(/\. To specify.*$/s, ''));
+    throw new UsageError((e as Error).message.split('\n')[0]!.replace(/\. To specify.*$/s, ''));
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   const options: Options = {};

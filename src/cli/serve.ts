@@ -15,7 +15,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   'read-from': { type: 'string', default: 'master', arg: 'master|replica|any', help: 'where read-only commands go' },
   'check-ms': { type: 'string', arg: 'ms', help: 'override the configuration\'s version-check interval' },
   'lease-ms': { type: 'string', arg: 'ms', help: 'override the configuration\'s lease' },
-  'metrics-port': { type: 'string', default: '9379', arg: 'port', help: 'HTTP port for /metrics, /healthz, /readyz (off: -1)' },
+  'metrics-port': { type: 'string', default: '9379', arg: 'port', help: 'HTTP port for /metrics, /healthz, /readyz ("off": none)' },
   'metrics-bind': { type: 'string', default: '127.0.0.1', arg: 'addr', help: 'address of the HTTP port' },
   'node-timeout-ms': { type: 'string', default: '5000', arg: 'ms', help: 'a node that does not answer within this fails its commands' },
   'max-clients': { type: 'string', default: '10000', arg: 'n', help: 'most local client connections' },
@@ -34,7 +34,7 @@ export function sidecarConfig(o: Options): SidecarConfig {
   for (const s of seeds) if (!isAddress(s)) throw new UsageError(`--seeds: "${s}" is not a host:port address`);
   const perm = String(o.unixsocketperm ?? '700');
   if (!/^[0-7]{3,4}$/.test(perm)) throw new UsageError(`--unixsocketperm must be octal like 700 or 770, not ${JSON.stringify(perm)}`);
-  const metricsPort = intOption(o, 'metrics-port', -1, 65535);
+  const metricsPort = o['metrics-port'] === 'off' ? -1 : intOption(o, 'metrics-port', 0, 65535);
   const maxBulk = intOption(o, 'proto-max-bulk-len', 1024, 2 ** 31)!;
   return {
     seeds,

@@ -35,6 +35,7 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
     retryStrategy: (times) => Math.min(times * 100, 1000),
     enableReadyCheck: false,
     autoResendUnfulfilledCommands: false,
+    disconnectTimeout: 0,
   });
   r.on('error', () => {
     /* reported through the failing commands */

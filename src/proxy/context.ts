@@ -7,6 +7,7 @@ import type { Pool } from './pool';
 import type { ClientSession } from './session';
 import type { CommandSpec } from '../commands/table';
 import type { SimpleRequest } from './requests';
+import type { ScriptCache } from './scripts';
 
 export type ReadFrom = 'master' | 'replica' | 'any';
 
@@ -55,6 +56,8 @@ export interface SidecarContext {
   readonly modes: Modes;
   readonly migration: MigrationPath;
   readonly sessions: Set<ClientSession>;
+  /** script bodies seen (EVALSHA after a node restart) */
+  readonly scripts: ScriptCache;
   sessionClosed(s: ClientSession): void;
   /** INFO text for these sections ([] = default) */
   info(sections: string[]): string;

@@ -1,14 +1,11 @@
-/** Stateful and cluster-wide command families (issue 3). */
+/** The stateful and cluster-wide command families, by module. */
 import type { Modes, SidecarContext } from './context';
+import { fanout } from './fanout';
+import { script } from './scripts';
+import { transaction } from './transaction';
+import { blocking } from './blocking';
+import { pubsub } from './pubsub';
 
 export function createModes(_ctx: SidecarContext): Modes {
-  const no = (what: string) => (s: import('./session').ClientSession, _c: unknown, spec: { name: string }) =>
-    s.refuse(spec.name, `ERR ringside: ${spec.name.toUpperCase()} (${what}) is not supported yet`);
-  return {
-    fanout: no('keyspace-wide'),
-    script: no('scripts'),
-    transaction: no('transactions'),
-    blocking: no('blocking'),
-    pubsub: no('pub/sub'),
-  };
+  return { fanout, script, transaction, blocking, pubsub };
 }

@@ -34,6 +34,10 @@ import * as enc from '../resp/encode';
 import type { SidecarContext } from './context';
 import type { Routing } from './cluster-view';
 import { localCommand } from './local';
+import type { NodeConnection } from './node-connection';
+import { TransactionState } from './transaction';
+import { PubSubState } from './pubsub';
+import { DeferredRequest } from './blocking';
 import { logger } from '../observe/log';
 
 const META = Buffer.from('__cluster__:');
@@ -69,6 +73,12 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   mode: SessionMode | null = null;
   /** channels, patterns and shard channels subscribed (for CLIENT LIST) */
   subs = { channels: 0, patterns: 0, shard: 0 };
+  /** the master this client last wrote to (WAIT) */
+  lastWriteAddress = '';
+  #tx: TransactionState | null = null;
+  #pubsub: PubSubState | null = null;
+  /** the client's own connections for blocking commands, by address */
+  #dedicated = new Map<string, NodeConnection>();
   readonly #parser: RequestParser;
   readonly #queue = new Fifo<Request>();
   readonly #out = new OutList();
@@ -95,6 +105,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       this.#checkPressure();
     });
     socket.on('drain', () => this.#checkPressure());
+    // a client that half-closes (`printf ... | nc -N`) still gets every reply, then the close
+    socket.on('end', () => this.drainAndClose());
     socket.on('error', () => this.#onClose());
     socket.on('close', () => this.#onClose());
   }
@@ -132,6 +144,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       if (r.node) stats.node(r.node).observe(sec);
       if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
     }
+    if (r instanceof DeferredRequest && !r.started) r.start();
     if (!this.#out.empty) markDirty(this);
     if (this.#paused) this.#checkPressure();
     if (this.#draining && this.#queue.length === 0) this.#maybeEnd();
@@ -206,6 +219,10 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.#out.clear();
     this.mode?.close();
     this.mode = null;
+    this.#tx?.close();
+    this.#pubsub?.close();
+    for (const c of this.#dedicated.values()) c.close('closed: the client went away');
+    this.#dedicated.clear();
     this.ctx.sessionClosed(this);
   }
 
@@ -243,6 +260,45 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.#parser.stopped = true;
     this.socket.pause();
     if (this.#queue.length === 0) markDirty(this);
+  }
+
+  /** Transaction state (WATCH/MULTI), created on first use. */
+  tx(): TransactionState {
+    return (this.#tx ??= new TransactionState(this));
+  }
+  pubsub(): PubSubState {
+    return (this.#pubsub ??= new PubSubState(this));
+  }
+
+  /** The connection for commands to `addr`: the pinned one while WATCH holds it, else shared. */
+  connFor(addr: string): NodeConnection {
+    const tx = this.#tx;
+    if (tx !== null && tx.conn !== null && tx.conn.address === addr) return tx.conn;
+    return this.ctx.pool.get(addr, this.id);
+  }
+
+  /** The client's own connection to `addr` for blocking commands. */
+  dedicatedFor(addr: string): NodeConnection {
+    let c = this.#dedicated.get(addr);
+    if (!c || c.state === 'closed' || c.state === 'down') {
+      c = this.ctx.pool.dedicated(addr);
+      this.#dedicated.set(addr, c);
+    }
+    return c;
+  }
+
+  /** Starts a deferred request that has reached the head of the queue. */
+  startDeferred(): void {
+    const head = this.#queue.peek();
+    if (head instanceof DeferredRequest && !head.started) head.start();
+  }
+
+  /** Sends the command as it came to `addr` (no key checks: the caller made them). */
+  sendRaw(name: string, family: string, t0: number, cmd: ParsedCommand, addr: string): void {
+    const raw = cmd.inline ? cmd.toResp() : cmd.buf;
+    const req = new SimpleRequest(this, this, name, family, t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, -1);
+    this.#queue.push(req);
+    req.sendTo(this.connFor(addr));
   }
 
   // ---------------------------------------------------------------- dispatch
@@ -362,7 +418,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     const mig = r.migrating.get(slot);
     if (mig) return this.ctx.migration.send(this, req, spec, cmd, r, mig);
     const addr = this.#address(r, node, spec.readonly && !spec.write);
-    req.sendTo(this.ctx.pool.get(addr, this.id));
+    if (spec.write) this.lastWriteAddress = addr;
+    req.sendTo(this.connFor(addr));
   }
 
   #address(r: Routing, node: number, read: boolean): string {
@@ -385,15 +442,16 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       return;
     }
     const reason = kind === Redirect.Migrated ? 'MIGRATED' : kind === Redirect.WrongSlot ? 'wrong hash slot' : 'READONLY master';
-    const reload = ctx.view.requestReload(`${reason} from ${req.node}`);
-    if (kind === Redirect.Migrated && target) {
-      const r = ctx.view.routing;
-      if (r && Object.values(r.config.nodes).some((n) => n.master === target)) {
-        req.sendTo(ctx.pool.get(target, this.id));
+    const r = ctx.view.routing;
+    if (kind === Redirect.Migrated && target && r) {
+      // expected while our configuration already says the slot is moving there: no reload
+      if (r.migrating.get(req.slot)?.toAddress !== target) void ctx.view.requestReload(`${reason} from ${req.node}`);
+      if (Object.values(r.config.nodes).some((n) => n.master === target)) {
+        req.sendTo(this.connFor(target));
         return;
       }
     }
-    void reload.then(() => this.#reroute(req));
+    void ctx.view.requestReload(`${reason} from ${req.node}`).then(() => this.#reroute(req));
   }
 
   #reroute(req: SimpleRequest): void {
@@ -403,7 +461,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     const node = r.table.owner[req.slot]!;
     const hold = this.holdReason(r, node, req.slot);
     if (hold) return req.fail(hold);
-    req.sendTo(this.ctx.pool.get(r.masterOf[node]!, this.id));
+    req.sendTo(this.connFor(r.masterOf[node]!));
   }
 
   // ---------------------------------------------------------------- MGET, MSET, DEL and the like
@@ -445,7 +503,9 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       const raw = cmd.inline ? cmd.toResp() : cmd.buf;
       const req = new SimpleRequest(this, this, name, 'split', t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, firstSlot);
       this.#queue.push(req);
-      req.sendTo(this.ctx.pool.get(this.#address(r, nodes[0]!, spec.readonly && !spec.write), this.id));
+      const addr = this.#address(r, nodes[0]!, spec.readonly && !spec.write);
+      if (spec.write) this.lastWriteAddress = addr;
+      req.sendTo(this.connFor(addr));
       return;
     }
     let req: MgetRequest | SumRequest | AllOkRequest;
@@ -464,7 +524,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       const bytes = encodeCommand(args);
       const addr = this.#address(r, node, spec.readonly && !spec.write);
       req.node = addr;
-      this.ctx.pool.get(addr, this.id).send(bytes, 0, bytes.length, req.fragment(k));
+      if (spec.write) this.lastWriteAddress = addr;
+      this.connFor(addr).send(bytes, 0, bytes.length, req.fragment(k));
     });
   }
 }

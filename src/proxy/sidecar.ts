@@ -13,6 +13,7 @@ import { ClientSession } from './session';
 import type { Modes, SidecarContext, SidecarOptions } from './context';
 import { migrationPath } from './migration';
 import { createModes } from './modes';
+import { ScriptCache } from './scripts';
 import { Stats } from '../observe/stats';
 import { SlowLog } from '../observe/slowlog';
 import { renderInfo } from '../observe/info';
@@ -70,6 +71,7 @@ export class Sidecar implements SidecarContext {
   readonly modes: Modes;
   readonly migration = migrationPath;
   readonly sessions = new Set<ClientSession>();
+  readonly scripts = new ScriptCache();
   pausedUntil = 0;
   readonly #cfg: SidecarConfig;
   #servers: net.Server[] = [];
@@ -190,7 +192,7 @@ export class Sidecar implements SidecarContext {
 
   #listen(where: net.ListenOptions, label: string): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ noDelay: true }, (sock) => this.#accept(sock));
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.#accept(sock));
       server.once('error', (e: NodeJS.ErrnoException) => {
         reject(
           new ListenError(

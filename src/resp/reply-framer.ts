@@ -59,6 +59,10 @@ export class ReplyFramer {
     while (pos < end) {
       if (this.#skip > 0) {
         const n = Math.min(this.#skip, end - pos);
+        // the payload's last two bytes must be CRLF (they may straddle chunks)
+        const crAt = pos + this.#skip - 2;
+        if (crAt >= pos && crAt < pos + n && chunk[crAt] !== CR) return this.#fail('bulk reply not followed by CRLF');
+        if (crAt + 1 >= pos && crAt + 1 < pos + n && chunk[crAt + 1] !== LF) return this.#fail('bulk reply not followed by CRLF');
         this.#skip -= n;
         pos += n;
         if (this.#skip > 0) break;

@@ -271,9 +271,12 @@ export function splitInline(line: string): string[] | null {
   let i = 0;
   const n = line.length;
   const isSpace = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
+  // an unquoted argument ends only at these (sdssplitargs), not at every isspace() byte
+  const ends = (c: string) => c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\0';
   for (;;) {
     while (i < n && isSpace(line[i]!)) i++;
-    if (i >= n) return out;
+    // a NUL ends the line, as in Redis (sdssplitargs works on a C string)
+    if (i >= n || line[i] === '\0') return out;
     let cur = '';
     let inq = false;
     let insq = false;
@@ -311,7 +314,7 @@ export function splitInline(line: string): string[] | null {
       } else {
         if (i >= n) break;
         const c = line[i]!;
-        if (isSpace(c)) break;
+        if (ends(c)) break;
         if (c === '"') inq = true;
         else if (c === "'") insq = true;
         else cur += c;

@@ -1,0 +1,389 @@
+/**
+ * Pub/sub through the sidecar (layout and reasons: docs/pubsub.md).
+ *
+ * A channel lives on the master that owns its slot (the channel name hashed like a key):
+ * PUBLISH and SPUBLISH go there, and so do SUBSCRIBE and SSUBSCRIBE. A pattern can match
+ * channels of any slot, so PSUBSCRIBE subscribes on every master; each message is published on
+ * exactly one master, so it reaches a pattern subscriber exactly once. A subscribing client gets
+ * its own subscriber connection per master it needs (the counts Redis reports stay per client);
+ * messages are forwarded as the node's bytes. Subscribe confirmations are answered once the node
+ * has confirmed, with the client's own counts, in the order the client asked; a subscribed client
+ * may only run (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET, with Redis's errors.
+ */
+import net from 'node:net';
+import type { ParsedCommand } from '../resp/request-parser';
+import { encodeCommand } from '../resp/request-parser';
+import type { CommandSpec } from '../commands/table';
+import type { ClientSession, SessionMode } from './session';
+import { ReplyFramer, arrayElements } from '../resp/reply-framer';
+import { LocalRequest, Request } from './requests';
+import { toEveryMaster } from './fanout';
+import { slotOfBytes } from '../cluster/slot';
+import { splitAddress } from '../cluster/config';
+import { toAnyMaster } from './local';
+import * as enc from '../resp/encode';
+import { logger } from '../observe/log';
+
+type Kind = 'subscribe' | 'psubscribe' | 'ssubscribe';
+
+/** One subscriber connection to a node, owned by one client session. */
+class SubscriberLink {
+  readonly address: string;
+  #socket: net.Socket;
+  #framer: ReplyFramer;
+  #waiters = new Map<string, Array<() => void>>();
+  #ready = false;
+  #backlog: Buffer[] = [];
+  closed = false;
+  constructor(address: string, onMessage: (kind: string, name: string, frame: Buffer) => void, onLost: (link: SubscriberLink, why: string) => void) {
+    this.address = address;
+    const { host, port } = splitAddress(address);
+    this.#socket = net.connect({ host, port, noDelay: true });
+    this.#framer = new ReplyFramer(
+      (buf, s, e) => {
+        const frame = buf.subarray(s, e);
+        const els = arrayElements(frame);
+        if (!els || els.length < 2) return;
+        const kind = frame.toString('latin1', frame.indexOf(10, els[0]![0]) + 1, els[0]![1] - 2);
+        const nb = frame.indexOf(10, els[1]![0]) + 1;
+        const name = frame[els[1]![0]] === 0x24 && frame[els[1]![0] + 1] !== 0x2d ? frame.toString('latin1', nb, els[1]![1] - 2) : '';
+        const w = this.#waiters.get(`${kind}\0${name}`);
+        if (w && w.length) {
+          w.shift()!();
+          return;
+        }
+        onMessage(kind, name, frame);
+      },
+      (msg) => this.#lost(onLost, `malformed reply: ${msg}`),
+    );
+    this.#socket.on('connect', () => {
+      this.#ready = true;
+      for (const b of this.#backlog) this.#socket.write(b);
+      this.#backlog = [];
+    });
+    this.#socket.on('data', (c: Buffer) => this.#framer.push(c));
+    this.#socket.on('error', (e) => this.#lost(onLost, e.message));
+    this.#socket.on('close', () => this.#lost(onLost, 'connection closed'));
+  }
+  #lost(onLost: (l: SubscriberLink, why: string) => void, why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#socket.destroy();
+    onLost(this, why);
+  }
+  /** Sends a (P|S)SUBSCRIBE for one name; `confirmed` runs on the node's confirmation. */
+  subscribe(kind: Kind, name: Buffer, confirmed: () => void): void {
+    const key = `${kind}\0${name.toString('latin1')}`;
+    let w = this.#waiters.get(key);
+    if (!w) this.#waiters.set(key, (w = []));
+    w.push(confirmed);
+    this.#write(encodeCommand([kind.toUpperCase(), name]));
+  }
+  unsubscribe(kind: Kind, name: Buffer): void {
+    const verb = kind === 'subscribe' ? 'unsubscribe' : kind === 'psubscribe' ? 'punsubscribe' : 'sunsubscribe';
+    const key = `${verb}\0${name.toString('latin1')}`;
+    let w = this.#waiters.get(key);
+    if (!w) this.#waiters.set(key, (w = []));
+    w.push(() => undefined);
+    this.#write(encodeCommand([verb.toUpperCase(), name]));
+  }
+  #write(b: Buffer): void {
+    if (this.closed) return;
+    if (this.#ready) this.#socket.write(b);
+    else this.#backlog.push(b);
+  }
+  close(): void {
+    this.closed = true;
+    this.#socket.destroy();
+  }
+}
+
+/** SUBSCRIBE and friends: completes when every node confirmation for it has arrived. */
+class SubscribeRequest extends Request {
+  #left = 0;
+  #frames: Buffer[] = [];
+  constructor(s: ClientSession, name: string, t0: number) {
+    super(s, name, 'pubsub', t0);
+  }
+  addFrame(frame: Buffer, confirmations: number): (() => void) {
+    this.#frames.push(frame);
+    this.#left += confirmations;
+    return () => this.#confirmed();
+  }
+  #confirmed(): void {
+    if (--this.#left === 0) this.completeWith(Buffer.concat(this.#frames));
+  }
+  /** after all frames are added: complete now if nothing is awaited */
+  seal(): void {
+    if (this.#left === 0) this.completeWith(Buffer.concat(this.#frames));
+  }
+  onReply(): void {
+    /* confirmations arrive through the links */
+  }
+}
+
+function frame3(kind: string, name: Buffer | null, count: number): Buffer {
+  return Buffer.concat([Buffer.from(`*3\r\n$${kind.length}\r\n${kind}\r\n`), enc.bulk(name), enc.integer(count)]);
+}
+
+const ALLOWED = new Set(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'ping', 'quit', 'reset']);
+
+export class PubSubState implements SessionMode {
+  readonly #s: ClientSession;
+  /** channel (latin1) → master address it is subscribed on */
+  readonly channels = new Map<string, string>();
+  readonly patterns = new Set<string>();
+  readonly shard = new Map<string, string>();
+  readonly #links = new Map<string, SubscriberLink>();
+  #closed = false;
+
+  constructor(s: ClientSession) {
+    this.#s = s;
+  }
+
+  get count(): number {
+    return this.channels.size + this.patterns.size;
+  }
+  get active(): boolean {
+    return this.channels.size + this.patterns.size + this.shard.size > 0;
+  }
+
+  dispatch(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): boolean {
+    const s = this.#s;
+    if (!this.active) return false;
+    const name = spec?.name ?? cmd.argLower(0);
+    if (!ALLOWED.has(name)) {
+      s.refuse(name, `ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
+      return true;
+    }
+    if (name === 'ping') {
+      s.reply('ping', Buffer.concat([Buffer.from('*2\r\n$4\r\npong\r\n'), enc.bulk(cmd.argc > 1 ? cmd.arg(1) : Buffer.alloc(0))]));
+      return true;
+    }
+    if (name === 'quit' || name === 'reset') return false;
+    this.handle(cmd, name, t0);
+    return true;
+  }
+
+  #link(addr: string): SubscriberLink {
+    let l = this.#links.get(addr);
+    if (!l || l.closed) {
+      l = new SubscriberLink(
+        addr,
+        (kind, name, frame) => this.#message(kind, name, frame),
+        (link, why) => this.#lost(link, why),
+      );
+      this.#links.set(addr, l);
+    }
+    return l;
+  }
+
+  #message(kind: string, name: string, frame: Buffer): void {
+    if (this.#closed) return;
+    if (kind === 'message' && this.channels.has(name)) this.#s.push(frame);
+    else if (kind === 'pmessage' && this.patterns.has(name)) this.#s.push(frame);
+    else if (kind === 'smessage' && this.shard.has(name)) this.#s.push(frame);
+  }
+
+  /** A subscriber connection died: subscribe again where the channels now live. */
+  #lost(link: SubscriberLink, why: string): void {
+    if (this.#closed || this.#links.get(link.address) !== link) return;
+    this.#links.delete(link.address);
+    logger.warn('subscriber-link-lost', { node: link.address, client: this.#s.id, why });
+    const retry = () => {
+      if (this.#closed) return;
+      const r = this.#s.ctx.view.routing;
+      if (!r) return void setTimeout(retry, 250).unref();
+      for (const [ch, addr] of this.channels) if (addr === link.address) this.#resub('subscribe', ch, this.channels);
+      for (const [ch, addr] of this.shard) if (addr === link.address) this.#resub('ssubscribe', ch, this.shard);
+      for (const p of this.patterns) if (r.masters.includes(link.address) || !this.#links.size) this.#link(link.address).subscribe('psubscribe', Buffer.from(p, 'latin1'), () => undefined);
+    };
+    setTimeout(retry, 250).unref();
+  }
+
+  #resub(kind: Kind, ch: string, map: Map<string, string>): void {
+    const addr = this.#ownerOf(Buffer.from(ch, 'latin1'));
+    if (!addr) return;
+    map.set(ch, addr);
+    this.#link(addr).subscribe(kind, Buffer.from(ch, 'latin1'), () => undefined);
+  }
+
+  #ownerOf(name: Buffer): string | null {
+    const r = this.#s.ctx.view.routing;
+    if (!r || this.#s.ctx.view.leaseError()) return null;
+    return r.masterOf[r.table.owner[slotOfBytes(name)]!]!;
+  }
+
+  handle(cmd: ParsedCommand, name: string, t0: number): void {
+    const s = this.#s;
+    switch (name) {
+      case 'subscribe':
+      case 'ssubscribe': {
+        const map = name === 'subscribe' ? this.channels : this.shard;
+        const r = s.routingOrRefuse(name);
+        if (!r) return;
+        const req = new SubscribeRequest(s, name, t0);
+        s.enqueue(req);
+        for (let i = 1; i < cmd.argc; i++) {
+          const ch = cmd.arg(i);
+          const key = ch.toString('latin1');
+          if (map.has(key)) {
+            req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size), 0);
+            continue;
+          }
+          const addr = r.masterOf[r.table.owner[slotOfBytes(ch)]!]!;
+          map.set(key, addr);
+          const done = req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size), 1);
+          this.#link(addr).subscribe(name, ch, done);
+        }
+        req.seal();
+        this.#enter();
+        return;
+      }
+      case 'psubscribe': {
+        const r = s.routingOrRefuse(name);
+        if (!r) return;
+        const req = new SubscribeRequest(s, name, t0);
+        s.enqueue(req);
+        for (let i = 1; i < cmd.argc; i++) {
+          const p = cmd.arg(i);
+          const key = p.toString('latin1');
+          if (this.patterns.has(key)) {
+            req.addFrame(frame3(name, p, this.count), 0);
+            continue;
+          }
+          this.patterns.add(key);
+          const done = req.addFrame(frame3(name, p, this.count), r.masters.length);
+          for (const m of r.masters) this.#link(m).subscribe('psubscribe', p, done);
+        }
+        req.seal();
+        this.#enter();
+        return;
+      }
+      case 'unsubscribe':
+      case 'sunsubscribe':
+      case 'punsubscribe': {
+        const kind: Kind = name === 'unsubscribe' ? 'subscribe' : name === 'sunsubscribe' ? 'ssubscribe' : 'psubscribe';
+        const names: Buffer[] = [];
+        if (cmd.argc > 1) for (let i = 1; i < cmd.argc; i++) names.push(cmd.arg(i));
+        else {
+          const all = kind === 'subscribe' ? [...this.channels.keys()] : kind === 'ssubscribe' ? [...this.shard.keys()] : [...this.patterns];
+          for (const n of all) names.push(Buffer.from(n, 'latin1'));
+        }
+        const frames: Buffer[] = [];
+        if (names.length === 0) frames.push(frame3(name, null, kind === 'ssubscribe' ? this.shard.size : this.count));
+        for (const n of names) {
+          const key = n.toString('latin1');
+          if (kind === 'psubscribe') {
+            if (this.patterns.delete(key)) for (const l of this.#links.values()) l.unsubscribe('psubscribe', n);
+          } else {
+            const map = kind === 'subscribe' ? this.channels : this.shard;
+            const addr = map.get(key);
+            if (addr !== undefined) {
+              map.delete(key);
+              this.#links.get(addr)?.unsubscribe(kind, n);
+            }
+          }
+          frames.push(frame3(name, n, kind === 'ssubscribe' ? this.shard.size : this.count));
+        }
+        const req = new LocalRequest(s, name, 'pubsub', t0);
+        s.enqueue(req);
+        req.completeWith(Buffer.concat(frames));
+        this.#leaveIfIdle();
+        return;
+      }
+    }
+  }
+
+  #enter(): void {
+    const s = this.#s;
+    s.subs = { channels: this.channels.size, patterns: this.patterns.size, shard: this.shard.size };
+    if (s.mode !== this && this.active) s.mode = this;
+  }
+
+  #leaveIfIdle(): void {
+    const s = this.#s;
+    s.subs = { channels: this.channels.size, patterns: this.patterns.size, shard: this.shard.size };
+    if (!this.active) {
+      for (const l of this.#links.values()) l.close();
+      this.#links.clear();
+      if (s.mode === this) s.mode = null;
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.channels.clear();
+    this.patterns.clear();
+    this.shard.clear();
+    for (const l of this.#links.values()) l.close();
+    this.#links.clear();
+  }
+}
+
+function mergeUnique(replies: Buffer[]): Buffer {
+  for (const r of replies) if (r[0] === 0x2d) return r;
+  const seen = new Set<string>();
+  const out: Buffer[] = [];
+  for (const r of replies)
+    for (const [a, b] of arrayElements(r) ?? []) {
+      const k = r.toString('latin1', a, b);
+      if (!seen.has(k)) {
+        seen.add(k);
+        out.push(r.subarray(a, b));
+      }
+    }
+  return Buffer.concat([Buffer.from(`*${out.length}\r\n`), ...out]);
+}
+
+/** NUMSUB-style replies [ch, n, ch, n, ...]: counts summed per channel. */
+function mergeNumsub(replies: Buffer[]): Buffer {
+  for (const r of replies) if (r[0] === 0x2d) return r;
+  const names: Buffer[] = [];
+  const counts: number[] = [];
+  replies.forEach((r, ri) => {
+    const els = arrayElements(r) ?? [];
+    for (let i = 0; i + 1 < els.length; i += 2) {
+      const k = i / 2;
+      if (ri === 0) names.push(r.subarray(els[i]![0], els[i]![1]));
+      counts[k] = (counts[k] ?? 0) + Number(r.toString('latin1', els[i + 1]![0] + 1, els[i + 1]![1] - 2));
+    }
+  });
+  const parts: Buffer[] = [Buffer.from(`*${names.length * 2}\r\n`)];
+  names.forEach((n, k) => parts.push(n, enc.integer(counts[k]!)));
+  return Buffer.concat(parts);
+}
+
+export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+  const name = spec.name;
+  switch (name) {
+    case 'publish':
+    case 'spublish': {
+      const ch = cmd.arg(1);
+      const r = s.routingOrRefuse(name);
+      if (!r) return;
+      const node = r.table.owner[slotOfBytes(ch)]!;
+      const hold = s.holdReason(r, node, -1);
+      if (hold) return s.refuse(name, hold);
+      const addr = r.masterOf[node]!;
+      s.sendRaw(name, 'pubsub', t0, cmd, addr);
+      return;
+    }
+    case 'subscribe':
+    case 'psubscribe':
+    case 'ssubscribe':
+    case 'unsubscribe':
+    case 'punsubscribe':
+    case 'sunsubscribe':
+      return s.pubsub().handle(cmd, name, t0);
+    case 'pubsub': {
+      const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
+      const bytes = cmd.toResp();
+      if (sub === 'channels' || sub === 'shardchannels') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeUnique);
+      if (sub === 'numsub' || sub === 'shardnumsub') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeNumsub);
+      if (sub === 'numpat') return toAnyMaster(s, cmd, 'pubsub', t0);
+      return s.refuse('pubsub', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try PUBSUB HELP.`);
+    }
+  }
+  s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
+}

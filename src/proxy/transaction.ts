@@ -1,0 +1,260 @@
+/**
+ * MULTI/EXEC/DISCARD/WATCH/UNWATCH.
+ *
+ * WATCH pins the client to the master of its keys' slot on a dedicated connection (the watch
+ * lives on a node connection); while pinned, every command of the client for that node goes
+ * over it, so a read between WATCH and MULTI runs after the WATCH. MULTI is answered here and the
+ * commands that follow are checked (known, arity, one slot for all keys) and queued here with
+ * +QUEUED; a command for another slot is answered with CROSSSLOT and makes EXEC fail with
+ * EXECABORT, as Redis does for a bad command in a transaction. EXEC writes MULTI, the queued
+ * commands and EXEC in one piece to the node (the pinned connection, or the shared one when
+ * nothing is watched: nothing can come between them on that stream) and forwards EXEC's reply.
+ */
+import type { ParsedCommand } from '../resp/request-parser';
+import type { CommandSpec } from '../commands/table';
+import { arityOk } from '../commands/table';
+import type { ClientSession, SessionMode } from './session';
+import type { NodeConnection, NodeError } from './node-connection';
+import { Request } from './requests';
+import * as enc from '../resp/encode';
+
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
+const UNWATCH = Buffer.from('*1\r\n$7\r\nUNWATCH\r\n');
+
+/** EXEC's reply is the last of n+2 replies (MULTI, each queued command, EXEC). */
+class ExecRequest extends Request {
+  #left: number;
+  constructor(s: ClientSession, t0: number, replies: number) {
+    super(s, 'exec', 'transaction', t0);
+    this.#left = replies;
+  }
+  onReply(buf: Buffer, start: number, end: number): void {
+    if (--this.#left === 0) this.complete(buf, start, end);
+  }
+  override onError(err: NodeError): void {
+    this.#left = -1;
+    this.fail(`EXECABORT ringside: ${err.message.replace(/^ERR /, '')}`);
+  }
+}
+
+/** A command forwarded on the pinned connection (WATCH, reads while watching). */
+class PinnedRequest extends Request {
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.complete(buf, start, end);
+  }
+}
+
+export class TransactionState implements SessionMode {
+  readonly #s: ClientSession;
+  /** dedicated connection holding the WATCH, if any */
+  conn: NodeConnection | null = null;
+  slot = -1;
+  inMulti = false;
+  #queued: Buffer[] = [];
+  #aborted = false;
+  #connLost = false;
+
+  constructor(s: ClientSession) {
+    this.#s = s;
+  }
+
+  get pinnedAddress(): string | null {
+    return this.conn ? this.conn.address : null;
+  }
+
+  dispatch(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): boolean {
+    const s = this.#s;
+    if (!this.inMulti) return false; // WATCH state: normal dispatch, pinned routing
+    const name = spec?.name;
+    if (name === 'exec') {
+      this.#exec(t0);
+      return true;
+    }
+    if (name === 'discard') {
+      this.#reset();
+      s.reply('discard', enc.OK, false, 'transaction');
+      return true;
+    }
+    if (name === 'multi') {
+      s.refuse('multi', 'ERR MULTI calls can not be nested');
+      return true;
+    }
+    if (name === 'watch') {
+      s.refuse('watch', 'ERR WATCH inside MULTI is not allowed');
+      return true;
+    }
+    if (name === 'quit' || name === 'reset') return false;
+    if (!spec) {
+      this.#aborted = true;
+      return false; // normal dispatch answers "unknown command"
+    }
+    if (!arityOk(spec, cmd.argc)) {
+      this.#aborted = true;
+      return false;
+    }
+    const h = spec.handling;
+    if (h === 'fanout' || h === 'pubsub' || h === 'refused' || h === 'transaction' || spec.name === 'wait' || (h === 'script' && (spec.name === 'script' || spec.name === 'function'))) {
+      this.#aborted = true;
+      s.refuse(spec.name, `ERR ringside: ${spec.name.toUpperCase()} cannot be part of a transaction through the sidecar`);
+      return true;
+    }
+    const slot = s.slotOf(spec, cmd);
+    if (typeof slot === 'string' && slot !== '') {
+      this.#aborted = true;
+      s.refuse(spec.name, slot);
+      return true;
+    }
+    if (typeof slot === 'number') {
+      if (this.slot === -1) this.slot = slot;
+      else if (slot !== this.slot) {
+        this.#aborted = true;
+        s.refuse(spec.name, "CROSSSLOT Keys in request don't hash to the same slot as the transaction's other keys");
+        return true;
+      }
+    }
+    this.#queued.push(Buffer.from(cmd.toResp()));
+    s.reply(spec.name, enc.QUEUED, false, 'transaction');
+    return true;
+  }
+
+  /** WATCH outside MULTI. */
+  watch(cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+    const s = this.#s;
+    const slot = s.slotOf(spec, cmd);
+    if (typeof slot === 'string') return s.refuse('watch', slot || "ERR wrong number of arguments for 'watch' command");
+    if (this.slot !== -1 && slot !== this.slot) return s.refuse('watch', "CROSSSLOT ringside: WATCH keys must hash to the slot of the keys already watched");
+    const r = s.routingOrRefuse('watch');
+    if (!r) return;
+    const node = r.table.owner[slot]!;
+    const hold = s.holdReason(r, node, slot);
+    if (hold) return s.refuse('watch', hold);
+    if (r.migrating.has(slot)) return s.refuse('watch', `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly`);
+    const addr = r.masterOf[node]!;
+    if (!this.conn) {
+      this.conn = s.ctx.pool.dedicated(addr);
+      this.#connLost = false;
+    }
+    this.slot = slot;
+    const req = new PinnedRequest(s, 'watch', 'transaction', t0);
+    req.node = addr;
+    s.enqueue(req);
+    const raw = cmd.toResp();
+    const conn = this.conn;
+    conn.send(raw, 0, raw.length, {
+      onReply: (b, st, e) => req.onReply(b, st, e),
+      onError: (err) => {
+        this.#connLost = true;
+        req.onError(err);
+      },
+    });
+    s.mode = this;
+  }
+
+  multi(): void {
+    this.inMulti = true;
+    this.#queued = [];
+    this.#aborted = false;
+    this.#s.mode = this;
+    this.#s.reply('multi', enc.OK, false, 'transaction');
+  }
+
+  unwatch(t0: number): void {
+    const s = this.#s;
+    if (this.conn) {
+      const conn = this.conn;
+      const req = new PinnedRequest(s, 'unwatch', 'transaction', t0);
+      s.enqueue(req);
+      conn.send(UNWATCH, 0, UNWATCH.length, req);
+      this.#release();
+      return;
+    }
+    s.reply('unwatch', enc.OK, false, 'transaction');
+  }
+
+  #exec(t0: number): void {
+    const s = this.#s;
+    const queued = this.#queued;
+    const aborted = this.#aborted;
+    const pinned = this.conn;
+    const lost = this.#connLost || (pinned !== null && (pinned.state === 'down' || pinned.state === 'closed'));
+    const slot = this.slot;
+    this.inMulti = false;
+    this.#queued = [];
+    this.#aborted = false;
+    if (aborted) {
+      this.#reset();
+      return s.refuse('exec', 'EXECABORT Transaction discarded because of previous errors.');
+    }
+    if (lost) {
+      this.#reset();
+      return s.refuse('exec', 'EXECABORT ringside: the connection holding the WATCH was lost; transaction discarded');
+    }
+    const r = s.routingOrRefuse('exec');
+    if (!r) return this.#reset();
+    let addr: string;
+    if (slot >= 0) {
+      const node = r.table.owner[slot]!;
+      const hold = s.holdReason(r, node, slot);
+      if (hold) {
+        this.#reset();
+        return s.refuse('exec', hold.replace(/^TRYAGAIN/, 'EXECABORT'));
+      }
+      if (r.migrating.has(slot)) {
+        this.#reset();
+        return s.refuse('exec', `EXECABORT ringside: slot ${slot} is migrating; transaction discarded, retry shortly`);
+      }
+      addr = r.masterOf[node]!;
+    } else addr = pinned?.address ?? r.masters[s.id % r.masters.length]!;
+    if (pinned && pinned.address !== addr) {
+      this.#reset();
+      return s.refuse('exec', 'EXECABORT ringside: the watched keys moved to another node; transaction discarded');
+    }
+    const bytes = Buffer.concat([MULTI, ...queued, EXEC]);
+    const req = new ExecRequest(s, t0, queued.length + 2);
+    req.node = addr;
+    s.enqueue(req);
+    const conn = pinned ?? s.ctx.pool.get(addr, s.id);
+    conn.sendMany(bytes, req, queued.length + 2);
+    this.#release();
+  }
+
+  #release(): void {
+    const conn = this.conn;
+    this.conn = null;
+    this.slot = -1;
+    this.#connLost = false;
+    if (conn) conn.closeWhenIdle();
+    if (!this.inMulti && this.#s.mode === this) this.#s.mode = null;
+  }
+
+  #reset(): void {
+    this.inMulti = false;
+    this.#queued = [];
+    this.#aborted = false;
+    this.#release();
+  }
+
+  close(): void {
+    this.inMulti = false;
+    const conn = this.conn;
+    this.conn = null;
+    conn?.close('closed: the client went away');
+  }
+}
+
+export function transaction(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+  const tx = s.tx();
+  switch (spec.name) {
+    case 'multi':
+      return tx.multi();
+    case 'exec':
+      return s.refuse('exec', 'ERR EXEC without MULTI');
+    case 'discard':
+      return s.refuse('discard', 'ERR DISCARD without MULTI');
+    case 'watch':
+      return tx.watch(cmd, spec, t0);
+    case 'unwatch':
+      return tx.unwatch(t0);
+  }
+}
