@@ -32,7 +32,8 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
     maxRetriesPerRequest: 0,
     connectTimeout: opts.connectTimeoutMs ?? 1000,
     commandTimeout: opts.commandTimeoutMs ?? 2000,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
+    // reconnect soon and often: a command queued for a dead node fails at the next refused attempt
+    retryStrategy: (times) => Math.min(times * 20, 200),
     enableReadyCheck: false,
     autoResendUnfulfilledCommands: false,
     disconnectTimeout: 0,

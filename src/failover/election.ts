@@ -86,7 +86,7 @@ export const voteRefreshMs = (t: ElectionTiming): number => t.downAfterMs;
 /** A `switching` hint older than this is left over by a dead leader: finish or roll it back. */
 export const staleSwitchMs = (t: ElectionTiming): number => 2 * t.leaseMs + 4 * t.downAfterMs;
 /** TTL of the election lock; the leader refreshes it at a third of this. */
-export const lockTtlMs = (t: ElectionTiming): number => Math.max(2000, t.leaseMs);
+export const lockTtlMs = (t: ElectionTiming): number => Math.max(4000, 2 * t.leaseMs);
 /** First backoff after a lost lock; doubles per further loss, capped, with jitter ×[0.5, 1.5). */
 export const backoffBaseMs = (t: ElectionTiming): number => Math.max(200, Math.floor(t.downAfterMs / 2));
 export const backoffCapMs = (t: ElectionTiming): number => Math.max(2000, 2 * t.leaseMs);

@@ -80,6 +80,7 @@ export class ClusterView {
   #listeners: Array<(r: Routing, previous: Routing | null) => void> = [];
   #lastCheckAt = 0;
   #unreachable = new Set<string>();
+  #checking = false;
 
   constructor(opts: ClusterViewOptions) {
     this.#opts = opts;
@@ -128,7 +129,7 @@ export class ClusterView {
   client(address: string): Redis {
     let c = this.#clients.get(address);
     if (!c) {
-      c = controlClient(address, { connectTimeoutMs: 1000, commandTimeoutMs: Math.max(500, Math.min(2000, this.checkMs)) });
+      c = controlClient(address, { connectTimeoutMs: Math.max(100, Math.min(1000, this.checkMs)), commandTimeoutMs: Math.max(200, Math.min(2000, this.checkMs)) });
       this.#clients.set(address, c);
     }
     return c;
@@ -189,14 +190,22 @@ export class ClusterView {
     this.#timer.unref();
   }
 
+  /**
+   * Rounds start at a fixed rate: the next is scheduled before this one is awaited, so a master
+   * that answers slowly (or not at all) cannot stretch the gap between confirmations past the lease.
+   */
   async #tick(): Promise<void> {
+    const sw = this.#routing?.config.switching;
+    this.#schedule(sw ? this.#switchingMs() : this.checkMs);
+    if (this.#checking) return;
+    this.#checking = true;
     try {
       await this.check();
     } catch (e) {
       logger.warn('config-check-failed', { error: (e as Error).message });
+    } finally {
+      this.#checking = false;
     }
-    const sw = this.#routing?.config.switching;
-    this.#schedule(sw ? this.#switchingMs() : this.checkMs);
   }
 
   /**
@@ -216,6 +225,7 @@ export class ClusterView {
     const need = majority(masters.length);
     const trimBefore = sentAt - 3 * this.leaseMs;
     const info = JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt });
+    let agree = 0;
     const results = await Promise.all(
       masters.map(async (m) => {
         try {
@@ -228,26 +238,24 @@ export class ClusterView {
             .exec();
           if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
           this.#unreachable.delete(m);
-          return res[0]![1] as string | null;
+          const v = res[0]![1] as string | null;
+          // the lease renews the moment a majority agrees, not when the slowest master answers
+          if (v === r.version && ++agree === need && this.#routing === r) this.#confirm(sentAt);
+          return v;
         } catch {
           this.#unreachable.add(m);
           return undefined;
         }
       }),
     );
-    let agree = 0;
     let differ = false;
-    for (const v of results) {
-      if (v === r.version) agree++;
-      else if (v !== undefined) differ = true;
-    }
+    for (const v of results) if (v !== r.version && v !== undefined) differ = true;
     if (results.every((v) => v === undefined)) this.#stats.configCheckFailures++;
     if (differ) {
       await this.requestReload('version differs on a master');
       return;
     }
-    if (agree >= need && this.#routing === r) this.#confirm(sentAt);
-    else if (agree < need) {
+    if (agree < need) {
       this.#stats.configCheckFailures++;
       logger.warn('config-not-confirmed', { agree, need, unreachable: [...this.#unreachable] });
     }

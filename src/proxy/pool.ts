@@ -24,6 +24,7 @@ const READONLY_CMD = Buffer.from('*1\r\n$8\r\nREADONLY\r\n');
 export class Pool {
   readonly #opts: PoolOptions;
   readonly #conns = new Map<string, { list: NodeConnection[] }>();
+  readonly #dedicated = new Set<NodeConnection>();
   constructor(opts: PoolOptions) {
     this.#opts = opts;
   }
@@ -56,9 +57,36 @@ export class Pool {
     return e.list[hint % e.list.length]!;
   }
 
-  /** A new connection owned by the caller (closed by it). */
+  /** A new connection owned by the caller (closed by it, or by a fence). */
   dedicated(address: string): NodeConnection {
-    return new NodeConnection(address, this.connectionOptions(address, true));
+    const c = new NodeConnection(address, this.connectionOptions(address, true));
+    this.#dedicated.add(c);
+    return c;
+  }
+
+  /**
+   * Fails everything in flight to `address` and drops its connections, shared and dedicated:
+   * used when the node enters a switch of master, so no reply from the old master that arrives
+   * after the hint is passed on as a success. New connections are made on demand.
+   */
+  fence(address: string, reason: string): void {
+    const e = this.#conns.get(address);
+    if (e) {
+      this.#conns.delete(address);
+      for (const c of e.list) c.close(reason);
+    }
+    for (const c of this.#dedicated) {
+      if (c.state === 'closed') this.#dedicated.delete(c);
+      else if (c.address === address) {
+        this.#dedicated.delete(c);
+        c.close(reason);
+      }
+    }
+  }
+
+  /** Fences every address (the lease ran out). */
+  fenceAll(reason: string): void {
+    for (const a of new Set([...this.#conns.keys(), ...[...this.#dedicated].map((c) => c.address)])) this.fence(a, reason);
   }
 
   /** True when the shared connection to `address` is failing fast (known down). */
@@ -83,6 +111,8 @@ export class Pool {
   close(): void {
     for (const e of this.#conns.values()) for (const c of e.list) c.close('closed: the sidecar is stopping');
     this.#conns.clear();
+    for (const c of this.#dedicated) c.close('closed: the sidecar is stopping');
+    this.#dedicated.clear();
   }
 }
 

@@ -22,6 +22,7 @@ import { createMetrics } from '../observe/metrics';
 import { DEFAULT_LIMITS } from '../resp/request-parser';
 import { majority } from '../cluster/config';
 import { logger } from '../observe/log';
+import { FailoverAgent } from '../failover/agent';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -78,6 +79,10 @@ export class Sidecar implements SidecarContext {
   #http: HttpServer | null = null;
   #nextId = 1;
   #stopping = false;
+  #watchdog: NodeJS.Timeout | null = null;
+  #leaseWasValid = false;
+  /** the fail-over agent (reports, votes, elections), unless disabled */
+  readonly agent: FailoverAgent | null = null;
   /** the address clients reach, as "host:port" (the real port when 0 was asked) */
   address = '';
   metricsUrl = '';
@@ -104,10 +109,28 @@ export class Sidecar implements SidecarContext {
         logger.warn('node-down', { node: addr, error: err.message });
         const r = this.view.routing;
         if (r && r.masters.includes(addr)) void this.view.requestReload(`lost connection to master ${addr}`);
+        if (err.kind === 'refused' || err.kind === 'timeout') this.agent?.nodeError(addr, err.message);
         cfg.onNodeDown?.(addr, err.message);
       },
     });
-    this.view.onChange((r) => this.pool.retain(new Set(Object.values(r.config.nodes).flatMap((n) => [n.master, ...n.replicas]))));
+    this.view.onChange((r, previous) => {
+      this.pool.retain(new Set(Object.values(r.config.nodes).flatMap((n) => [n.master, ...n.replicas])));
+      // a switch of master began: nothing more to or from the old master
+      const sw = r.config.switching;
+      if (sw && previous?.config.switching?.from !== sw.from) {
+        logger.warn('switching-fence', { node: sw.node, from: sw.from, to: sw.to });
+        this.pool.fence(sw.from, `closed: node ${sw.node} is switching to a new master; retry shortly`);
+      }
+    });
+    if (cfg.failover !== false) {
+      this.agent = new FailoverAgent({
+        id: this.options.id,
+        addr: `${this.options.bind}:${this.options.port}`,
+        stats: this.stats,
+        getConfig: () => this.view.routing?.config ?? null,
+        client: (a) => this.view.client(a),
+      });
+    }
     this.modes = createModes(this);
   }
 
@@ -168,6 +191,16 @@ export class Sidecar implements SidecarContext {
       if (o.unixsocketperm !== undefined) fs.chmodSync(path, o.unixsocketperm);
     }
     this.view.startInBackground();
+    this.agent?.start();
+    // Checked in the timers phase, which runs before the poll phase delivers socket data: after a
+    // long pause (SIGSTOP) the lease is found expired, and every connection fenced, before any
+    // reply that arrived meanwhile can be passed on.
+    this.#watchdog = setInterval(() => {
+      const valid = this.view.leaseError() === null;
+      if (this.#leaseWasValid && !valid) this.pool.fenceAll('closed: the sidecar\'s configuration lease ran out; the command may or may not have run');
+      this.#leaseWasValid = valid;
+    }, 50);
+    this.#watchdog.unref();
     if (this.#cfg.metricsPort !== undefined) {
       this.#http = await startHttp({
         bind: this.#cfg.metricsBind ?? '127.0.0.1',
@@ -240,6 +273,8 @@ export class Sidecar implements SidecarContext {
     const until = Date.now() + drainMs;
     while (this.sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.sessions) s.socket.destroy();
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    await this.agent?.stop();
     this.pool.close();
     this.view.stop();
     await this.#http?.close();
