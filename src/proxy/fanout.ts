@@ -193,8 +193,8 @@ export function fanout(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
       return toEveryMaster(s, name, t0, () => bytes, (replies) => {
         const err = firstError(replies);
         if (err) return err;
-        const found = replies.filter((r) => !(r[0] === 0x24 && r[1] === 0x2d));
-        return found.length ? found[Math.floor(Math.random() * found.length)]! : enc.NULL_BULK;
+        const found = replies.filter((r) => !(r[0] === 0x24 && r[1] === 0x2d) && r[0] !== 0x5f);
+        return found.length ? found[Math.floor(Math.random() * found.length)]! : s.nullReply;
       });
     }
     case 'flushall':

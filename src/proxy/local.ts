@@ -51,7 +51,7 @@ export function toAnyMaster(s: ClientSession, cmd: ParsedCommand, name: string, 
   const raw = cmd.toResp();
   const req = new SimpleRequest(s, s, name, 'local', t0, raw, 0, raw.length, -1);
   s.enqueue(req);
-  req.sendTo(s.ctx.pool.get(addr, s.id));
+  req.sendTo(s.connFor(addr));
 }
 
 const SIDECAR_CONFIG: Record<string, (s: ClientSession) => string> = {
@@ -95,7 +95,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
       if (cmd.argc > 1) {
         const v = cmd.argInt(1);
         if (Number.isNaN(v)) return s.refuse(name, 'ERR Protocol version is not an integer or out of range');
-        if (v !== 2) return s.refuse(name, 'NOPROTO sorry, this protocol version is not supported (ringside speaks RESP2)');
+        if (v !== 2 && v !== 3) return s.refuse(name, 'NOPROTO unsupported protocol version');
         i = 2;
       }
       for (; i < cmd.argc; i++) {
@@ -108,10 +108,9 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
           s.name = n;
         } else return s.refuse(name, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
       }
-      return s.reply(
-        name,
-        enc.value(['server', 'redis', 'version', '7.0.0', 'proto', 2, 'id', s.id, 'mode', 'standalone', 'role', 'master', 'modules', []]),
-      );
+      if (cmd.argc > 1) s.proto = cmd.argInt(1) as 2 | 3;
+      const fields = ['server', 'redis', 'version', '7.0.0', 'proto', s.proto, 'id', s.id, 'mode', 'standalone', 'role', 'master', 'modules', []];
+      return s.reply(name, s.proto === 3 ? enc.map(fields.map(enc.value)) : enc.value(fields));
     }
     case 'readonly':
     case 'readwrite':
@@ -154,7 +153,7 @@ function configCommand(s: ClientSession, cmd: ParsedCommand, t0: number): void {
       const re = glob(cmd.argString(i));
       for (const [k, f] of Object.entries(SIDECAR_CONFIG)) if (re.test(k) && !out.includes(k)) out.push(k, f(s));
     }
-    return s.reply('config', enc.value(out));
+    return s.reply('config', s.proto === 3 ? enc.map(out.map(enc.value)) : enc.value(out));
   }
   if (sub === 'set') {
     if (cmd.argc < 4 || cmd.argc % 2 !== 0) return s.refuse('config', "ERR wrong number of arguments for 'config|set' command");
@@ -188,7 +187,7 @@ function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
     case 'id':
       return s.reply('client', enc.integer(s.id));
     case 'getname':
-      return s.reply('client', enc.bulk(s.name || null));
+      return s.reply('client', s.name ? enc.bulk(s.name) : s.nullReply);
     case 'setname': {
       if (cmd.argc !== 3) return s.refuse('client', "ERR wrong number of arguments for 'client|setname' command");
       const n = cmd.argString(2);

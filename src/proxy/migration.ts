@@ -39,6 +39,6 @@ export const migrationPath: MigrationPath = {
     const script = encodeCommand(['EVAL', MIGRATION_SCRIPT, String(keys.length), ...keys, mig.toAddress, ...args]);
     const from = r.config.nodes[mig.from]!.master;
     req.node = from;
-    s.ctx.pool.get(from, s.id).send(script, 0, script.length, req);
+    s.connFor(from).send(script, 0, script.length, req);
   },
 };

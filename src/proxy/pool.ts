@@ -20,6 +20,10 @@ export interface PoolOptions {
 }
 
 const READONLY_CMD = Buffer.from('*1\r\n$8\r\nREADONLY\r\n');
+/** sent first on connections for RESP3 clients: the node then answers in RESP3, forwarded as is */
+const HELLO3 = Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n');
+
+export type Proto = 2 | 3;
 
 export class Pool {
   readonly #opts: PoolOptions;
@@ -29,9 +33,10 @@ export class Pool {
     this.#opts = opts;
   }
 
-  connectionOptions(address: string, dedicated = false): NodeConnectionOptions {
+  connectionOptions(address: string, dedicated = false, proto: Proto = 2): NodeConnectionOptions {
     const stats = this.#opts.stats;
     return {
+      ...(proto === 3 ? { prelude: HELLO3, preludeReplies: 1 } : {}),
       timeoutMs: dedicated ? 0 : this.#opts.timeoutMs,
       connectTimeoutMs: this.#opts.connectTimeoutMs,
       retryDelayMs: dedicated ? 0 : this.#opts.retryDelayMs,
@@ -46,20 +51,21 @@ export class Pool {
   }
 
   /** The shared connection for `address`; `hint` (the session id) keeps one client on one connection, so its commands to one node keep their order. */
-  get(address: string, hint = 0): NodeConnection {
-    let e = this.#conns.get(address);
+  get(address: string, hint = 0, proto: Proto = 2): NodeConnection {
+    const key = proto === 3 ? address + '#3' : address;
+    let e = this.#conns.get(key);
     if (!e) {
       e = { list: [] };
-      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address)));
-      this.#conns.set(address, e);
+      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address, false, proto)));
+      this.#conns.set(key, e);
     }
     if (e.list.length === 1) return e.list[0]!;
     return e.list[hint % e.list.length]!;
   }
 
   /** A new connection owned by the caller (closed by it, or by a fence). */
-  dedicated(address: string): NodeConnection {
-    const c = new NodeConnection(address, this.connectionOptions(address, true));
+  dedicated(address: string, proto: Proto = 2): NodeConnection {
+    const c = new NodeConnection(address, this.connectionOptions(address, true, proto));
     this.#dedicated.add(c);
     return c;
   }
@@ -70,9 +76,10 @@ export class Pool {
    * after the hint is passed on as a success. New connections are made on demand.
    */
   fence(address: string, reason: string): void {
-    const e = this.#conns.get(address);
-    if (e) {
-      this.#conns.delete(address);
+    for (const key of [address, address + '#3']) {
+      const e = this.#conns.get(key);
+      if (!e) continue;
+      this.#conns.delete(key);
       for (const c of e.list) c.close(reason);
     }
     for (const c of this.#dedicated) {
@@ -86,7 +93,7 @@ export class Pool {
 
   /** Fences every address (the lease ran out). */
   fenceAll(reason: string): void {
-    for (const a of new Set([...this.#conns.keys(), ...[...this.#dedicated].map((c) => c.address)])) this.fence(a, reason);
+    for (const a of new Set([...[...this.#conns.values()].map((e) => e.list[0]!.address), ...[...this.#dedicated].map((c) => c.address)])) this.fence(a, reason);
   }
 
   /** True when the shared connection to `address` is failing fast (known down). */
@@ -96,14 +103,14 @@ export class Pool {
   }
 
   addresses(): string[] {
-    return [...this.#conns.keys()];
+    return [...new Set([...this.#conns.values()].map((e) => e.list[0]!.address))];
   }
 
   /** Closes connections to addresses no longer in the configuration, once idle. */
   retain(keep: Set<string>): void {
-    for (const [addr, e] of this.#conns) {
-      if (keep.has(addr)) continue;
-      this.#conns.delete(addr);
+    for (const [key, e] of this.#conns) {
+      if (keep.has(e.list[0]!.address)) continue;
+      this.#conns.delete(key);
       for (const c of e.list) c.closeWhenIdle();
     }
   }

@@ -35,8 +35,10 @@ class SubscriberLink {
   #ready = false;
   #backlog: Buffer[] = [];
   closed = false;
-  constructor(address: string, onMessage: (kind: string, name: string, frame: Buffer) => void, onLost: (link: SubscriberLink, why: string) => void) {
+  constructor(address: string, proto: 2 | 3, onMessage: (kind: string, name: string, frame: Buffer) => void, onLost: (link: SubscriberLink, why: string) => void) {
     this.address = address;
+    // RESP3 clients get RESP3 pushes: the link speaks RESP3 to the node (its HELLO reply, a map, is ignored)
+    if (proto === 3) this.#backlog.push(Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n'));
     const { host, port } = splitAddress(address);
     this.#socket = net.connect({ host, port, noDelay: true });
     this.#framer = new ReplyFramer(
@@ -122,8 +124,10 @@ class SubscribeRequest extends Request {
   }
 }
 
-function frame3(kind: string, name: Buffer | null, count: number): Buffer {
-  return Buffer.concat([Buffer.from(`*3\r\n$${kind.length}\r\n${kind}\r\n`), enc.bulk(name), enc.integer(count)]);
+/** A subscribe/unsubscribe confirmation: an array in RESP2, a push in RESP3. */
+function frame3(kind: string, name: Buffer | null, count: number, proto: 2 | 3): Buffer {
+  const head = proto === 3 ? `>3\r\n$${kind.length}\r\n${kind}\r\n` : `*3\r\n$${kind.length}\r\n${kind}\r\n`;
+  return Buffer.concat([Buffer.from(head), name === null ? (proto === 3 ? enc.NULL3 : enc.NULL_BULK) : enc.bulk(name), enc.integer(count)]);
 }
 
 const ALLOWED = new Set(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'ping', 'quit', 'reset']);
@@ -152,6 +156,12 @@ export class PubSubState implements SessionMode {
     const s = this.#s;
     if (!this.active) return false;
     const name = spec?.name ?? cmd.argLower(0);
+    // RESP3 clients may run any command while subscribed; only the subscription commands are ours
+    if (s.proto === 3) {
+      if (!ALLOWED.has(name) || name === 'ping' || name === 'quit' || name === 'reset') return false;
+      this.handle(cmd, name, t0);
+      return true;
+    }
     if (!ALLOWED.has(name)) {
       s.refuse(name, `ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
       return true;
@@ -170,6 +180,7 @@ export class PubSubState implements SessionMode {
     if (!l || l.closed) {
       l = new SubscriberLink(
         addr,
+        this.#s.proto,
         (kind, name, frame) => this.#message(kind, name, frame),
         (link, why) => this.#lost(link, why),
       );
@@ -228,12 +239,12 @@ export class PubSubState implements SessionMode {
           const ch = cmd.arg(i);
           const key = ch.toString('latin1');
           if (map.has(key)) {
-            req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size), 0);
+            req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 0);
             continue;
           }
           const addr = r.masterOf[r.table.owner[slotOfBytes(ch)]!]!;
           map.set(key, addr);
-          const done = req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size), 1);
+          const done = req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 1);
           this.#link(addr).subscribe(name, ch, done);
         }
         req.seal();
@@ -249,11 +260,11 @@ export class PubSubState implements SessionMode {
           const p = cmd.arg(i);
           const key = p.toString('latin1');
           if (this.patterns.has(key)) {
-            req.addFrame(frame3(name, p, this.count), 0);
+            req.addFrame(frame3(name, p, this.count, s.proto), 0);
             continue;
           }
           this.patterns.add(key);
-          const done = req.addFrame(frame3(name, p, this.count), r.masters.length);
+          const done = req.addFrame(frame3(name, p, this.count, s.proto), r.masters.length);
           for (const m of r.masters) this.#link(m).subscribe('psubscribe', p, done);
         }
         req.seal();
@@ -271,7 +282,7 @@ export class PubSubState implements SessionMode {
           for (const n of all) names.push(Buffer.from(n, 'latin1'));
         }
         const frames: Buffer[] = [];
-        if (names.length === 0) frames.push(frame3(name, null, kind === 'ssubscribe' ? this.shard.size : this.count));
+        if (names.length === 0) frames.push(frame3(name, null, kind === 'ssubscribe' ? this.shard.size : this.count, s.proto));
         for (const n of names) {
           const key = n.toString('latin1');
           if (kind === 'psubscribe') {
@@ -284,7 +295,7 @@ export class PubSubState implements SessionMode {
               this.#links.get(addr)?.unsubscribe(kind, n);
             }
           }
-          frames.push(frame3(name, n, kind === 'ssubscribe' ? this.shard.size : this.count));
+          frames.push(frame3(name, n, kind === 'ssubscribe' ? this.shard.size : this.count, s.proto));
         }
         const req = new LocalRequest(s, name, 'pubsub', t0);
         s.enqueue(req);

@@ -67,6 +67,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   readonly laddr: string;
   readonly createdAt = Date.now();
   name = '';
+  /** the protocol the client chose with HELLO: 2, or 3 (replies forwarded from RESP3 connections) */
+  proto: 2 | 3 = 2;
   lastCommand = '';
   lastActive = Date.now();
   closed = false;
@@ -105,8 +107,13 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       this.#checkPressure();
     });
     socket.on('drain', () => this.#checkPressure());
-    // a client that half-closes (`printf ... | nc -N`) still gets every reply, then the close
-    socket.on('end', () => this.drainAndClose());
+    // A client that half-closes (`printf ... | nc -N`) still gets every reply, then the close.
+    // One that is blocked, subscribed or in a transaction is gone, as Redis sees it: close now,
+    // which releases its node connections (a blocked command is unblocked on the node).
+    socket.on('end', () => {
+      if (this.mode !== null || this.#hasBlocked()) socket.destroy();
+      else this.drainAndClose();
+    });
     socket.on('error', () => this.#onClose());
     socket.on('close', () => this.#onClose());
   }
@@ -262,6 +269,11 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     if (this.#queue.length === 0) markDirty(this);
   }
 
+  #hasBlocked(): boolean {
+    for (const c of this.#dedicated.values()) if (c.inflight > 0) return true;
+    return false;
+  }
+
   /** Transaction state (WATCH/MULTI), created on first use. */
   tx(): TransactionState {
     return (this.#tx ??= new TransactionState(this));
@@ -274,14 +286,19 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   connFor(addr: string): NodeConnection {
     const tx = this.#tx;
     if (tx !== null && tx.conn !== null && tx.conn.address === addr) return tx.conn;
-    return this.ctx.pool.get(addr, this.id);
+    return this.ctx.pool.get(addr, this.id, this.proto);
+  }
+
+  /** The null reply in the client's protocol. */
+  get nullReply(): Buffer {
+    return this.proto === 3 ? enc.NULL3 : enc.NULL_BULK;
   }
 
   /** The client's own connection to `addr` for blocking commands. */
   dedicatedFor(addr: string): NodeConnection {
     let c = this.#dedicated.get(addr);
     if (!c || c.state === 'closed' || c.state === 'down') {
-      c = this.ctx.pool.dedicated(addr);
+      c = this.ctx.pool.dedicated(addr, this.proto);
       this.#dedicated.set(addr, c);
     }
     return c;

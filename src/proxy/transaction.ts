@@ -132,7 +132,7 @@ export class TransactionState implements SessionMode {
     if (r.migrating.has(slot)) return s.refuse('watch', `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly`);
     const addr = r.masterOf[node]!;
     if (!this.conn) {
-      this.conn = s.ctx.pool.dedicated(addr);
+      this.conn = s.ctx.pool.dedicated(addr, s.proto);
       this.#connLost = false;
     }
     this.slot = slot;
@@ -214,7 +214,7 @@ export class TransactionState implements SessionMode {
     const req = new ExecRequest(s, t0, queued.length + 2);
     req.node = addr;
     s.enqueue(req);
-    const conn = pinned ?? s.ctx.pool.get(addr, s.id);
+    const conn = pinned ?? s.connFor(addr);
     conn.sendMany(bytes, req, queued.length + 2);
     this.#release();
   }

@@ -4,6 +4,8 @@ export const OK = Buffer.from('+OK\r\n');
 export const PONG = Buffer.from('+PONG\r\n');
 export const NULL_BULK = Buffer.from('$-1\r\n');
 export const NULL_ARRAY = Buffer.from('*-1\r\n');
+/** RESP3 null */
+export const NULL3 = Buffer.from('_\r\n');
 export const EMPTY_ARRAY = Buffer.from('*0\r\n');
 export const QUEUED = Buffer.from('+QUEUED\r\n');
 
@@ -32,6 +34,11 @@ const CRLF = Buffer.from('\r\n');
 /** An array of already-encoded replies. */
 export function array(items: Buffer[]): Buffer {
   return Buffer.concat([Buffer.from(`*${items.length}\r\n`), ...items]);
+}
+
+/** A RESP3 map of already-encoded keys and values, flattened [k, v, k, v, ...]. */
+export function map(flat: Buffer[]): Buffer {
+  return Buffer.concat([Buffer.from(`%${flat.length / 2}\r\n`), ...flat]);
 }
 
 /** Encodes a JS value: string → bulk, number → integer, null → null bulk, array → array. */

@@ -107,21 +107,43 @@ export class ReplyFramer {
         case 0x2b: // +
         case 0x2d: // -
         case 0x3a: // :
+        case 0x5f: // _ RESP3 null
+        case 0x2c: // , RESP3 double
+        case 0x23: // # RESP3 boolean
+        case 0x28: // ( RESP3 big number
           this.#remaining--;
           break;
-        case 0x24: {
-          // $
+        case 0x24: // $
+        case 0x3d: // = RESP3 verbatim string
+        case 0x21: {
+          // ! RESP3 blob error
           const n = decimal(lineBuf, ls + 1, le);
           if (Number.isNaN(n) || n < -1) return this.#fail('bad bulk length in reply');
           if (n === -1) this.#remaining--;
           else this.#skip = n + 2;
           break;
         }
-        case 0x2a: {
-          // *
+        case 0x2a: // *
+        case 0x7e: // ~ RESP3 set
+        case 0x3e: {
+          // > RESP3 push
           const n = decimal(lineBuf, ls + 1, le);
           if (Number.isNaN(n) || n < -1) return this.#fail('bad array length in reply');
           this.#remaining += (n > 0 ? n : 0) - 1;
+          break;
+        }
+        case 0x25: {
+          // % RESP3 map: n pairs
+          const n = decimal(lineBuf, ls + 1, le);
+          if (Number.isNaN(n) || n < 0) return this.#fail('bad map length in reply');
+          this.#remaining += 2 * n - 1;
+          break;
+        }
+        case 0x7c: {
+          // | RESP3 attribute: n pairs, then the value it describes (so the value still counts)
+          const n = decimal(lineBuf, ls + 1, le);
+          if (Number.isNaN(n) || n < 0) return this.#fail('bad attribute length in reply');
+          this.#remaining += 2 * n;
           break;
         }
         default:
@@ -183,11 +205,14 @@ function decimal(buf: Buffer, s: number, e: number): number {
 }
 
 /**
- * Splits a complete array reply into its elements' raw byte ranges (used to merge split
- * MGET replies). Returns null for a non-array (e.g. an error) or a null array.
+ * Splits a complete array reply (or a RESP3 set, push or map, whose pairs come flattened) into
+ * its elements' raw byte ranges (used to merge split and fanned-out replies). Returns null for a
+ * non-array (e.g. an error) or a null array.
  */
 export function arrayElements(buf: Buffer, start = 0, end = buf.length): Array<[number, number]> | null {
-  if (buf[start] !== 0x2a) return null;
+  const t = buf[start];
+  // arrays, and RESP3 sets, pushes and maps (a map's pairs flattened)
+  if (t !== 0x2a && t !== 0x7e && t !== 0x3e && t !== 0x25) return null;
   const out: Array<[number, number]> = [];
   const f = new ReplyFramer(
     (_b, s, e) => out.push([s + start + headerLen, e + start + headerLen]),
@@ -196,8 +221,9 @@ export function arrayElements(buf: Buffer, start = 0, end = buf.length): Array<[
     },
   );
   const cr = buf.indexOf(CR, start);
-  const n = decimal(buf, start + 1, cr);
-  if (n < 0) return null;
+  const count = decimal(buf, start + 1, cr);
+  if (count < 0) return null;
+  const n = t === 0x25 ? 2 * count : count;
   const headerLen = cr + 2 - start;
   f.push(buf.subarray(start + headerLen, end));
   if (out.length !== n) throw new Error('incomplete array reply');
