@@ -61,6 +61,16 @@ t.test('slot agrees with the reference over many generated keys, binary ones inc
   t.equal(bad, 0);
 });
 
+t.test('keys of every length up to and past the inline SHA1 limit agree with node:crypto', async (t) => {
+  let bad = 0;
+  for (let len = 0; len <= 400; len++) {
+    const k = Buffer.alloc(len, 0x61 + (len % 26));
+    if (len > 3) k[len >> 1] = 0x7a;
+    if (slotOfBytes(k) !== reference(k)) bad++;
+  }
+  t.equal(bad, 0);
+});
+
 t.test('slots are spread over the whole range', async (t) => {
   const seen = new Set<number>();
   for (let i = 0; i < 20000; i++) seen.add(slotOf(`key:${i}`));
