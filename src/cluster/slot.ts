@@ -80,23 +80,33 @@ function sha1Top16(buf: Buffer, s: number, e: number): number {
     let c = h2;
     let d = h3;
     let ee = h4;
-    for (let i = 0; i < 80; i++) {
-      let f: number;
-      let k: number;
-      if (i < 20) {
-        f = (bb & c) | (~bb & d);
-        k = 0x5a827999;
-      } else if (i < 40) {
-        f = bb ^ c ^ d;
-        k = 0x6ed9eba1;
-      } else if (i < 60) {
-        f = (bb & c) | (bb & d) | (c & d);
-        k = 0x8f1bbcdc | 0;
-      } else {
-        f = bb ^ c ^ d;
-        k = 0xca62c1d6 | 0;
-      }
-      const t = (((a << 5) | (a >>> 27)) + f + ee + k + W[i]!) | 0;
+    let t: number;
+    for (let i = 0; i < 20; i++) {
+      t = (((a << 5) | (a >>> 27)) + ((bb & c) | (~bb & d)) + ee + 0x5a827999 + W[i]!) | 0;
+      ee = d;
+      d = c;
+      c = (bb << 30) | (bb >>> 2);
+      bb = a;
+      a = t;
+    }
+    for (let i = 20; i < 40; i++) {
+      t = (((a << 5) | (a >>> 27)) + (bb ^ c ^ d) + ee + 0x6ed9eba1 + W[i]!) | 0;
+      ee = d;
+      d = c;
+      c = (bb << 30) | (bb >>> 2);
+      bb = a;
+      a = t;
+    }
+    for (let i = 40; i < 60; i++) {
+      t = (((a << 5) | (a >>> 27)) + ((bb & c) | (bb & d) | (c & d)) + ee - 0x70e44324 + W[i]!) | 0;
+      ee = d;
+      d = c;
+      c = (bb << 30) | (bb >>> 2);
+      bb = a;
+      a = t;
+    }
+    for (let i = 60; i < 80; i++) {
+      t = (((a << 5) | (a >>> 27)) + (bb ^ c ^ d) + ee - 0x359d3e2a + W[i]!) | 0;
       ee = d;
       d = c;
       c = (bb << 30) | (bb >>> 2);
