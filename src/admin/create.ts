@@ -167,6 +167,17 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
       for (const r of s.replicas) await clients.get(r)!.call('REPLICAOF', host, String(port));
     }
     await waitForLinks(opts.shards, clients, opts.linkTimeoutMs ?? 15_000);
+    // Make the roles survive a restart: a node started from a config file gets REPLICAOF written
+    // into it. Nodes started without one (tests, the demo) say so, and that is fine.
+    await Promise.all(
+      [...clients].map(async ([addr, c]) => {
+        try {
+          await c.call('CONFIG', 'REWRITE');
+        } catch (e) {
+          if (!/without a config file/i.test((e as Error).message)) progress(`warning: CONFIG REWRITE on ${addr} failed: ${(e as Error).message}`);
+        }
+      }),
+    );
 
     const outcome = await Promise.all(
       masterAddrs.map(async (a) => {
