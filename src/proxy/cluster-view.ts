@@ -13,6 +13,8 @@
  */
 import type Redis from 'ioredis';
 import {
+  CAS_CONFIG_SCRIPT,
+  CONFIG_KEY,
   ClusterConfig,
   SIDECARS_KEY,
   SlotTable,
@@ -20,11 +22,26 @@ import {
   majority,
   masters as mastersOf,
 } from '../cluster/config';
-import { controlClient, newest, readCopy, writeCopy, NodeCopy } from '../cluster/store';
+import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
 import { Stats } from '../observe/stats';
 import { logger } from '../observe/log';
 
 export const SIDECARS_INFO_KEY = '__cluster__:sidecars:info';
+
+/**
+ * Check-in trim (KEYS: sidecars zset, sidecars info hash; ARGV: oldest score kept). Removes the
+ * stale ids from both, so the info hash does not keep every sidecar that ever ran.
+ */
+const TRIM_SIDECARS_SCRIPT = `
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for i = 1, #old, 500 do
+  local batch = {}
+  for j = i, math.min(i + 499, #old) do batch[#batch + 1] = old[j] end
+  redis.call('ZREM', KEYS[1], unpack(batch))
+  redis.call('HDEL', KEYS[2], unpack(batch))
+end
+return #old
+`;
 
 export interface ClusterViewOptions {
   seeds: string[];
@@ -113,6 +130,7 @@ export class ClusterView {
   /** Null while the configuration may be used for routing; otherwise the reason it may not. */
   leaseError(now = this.#now()): string | null {
     if (!this.#routing) return 'CLUSTERDOWN ringside: no cluster configuration loaded yet (no seed reachable?)';
+    if (this.#confirmedAt === 0) return 'CLUSTERDOWN ringside: configuration not yet confirmed by a majority of masters; not routing until it is';
     if (now - this.#confirmedAt > this.leaseMs) {
       if (this.#stats.leaseValid) {
         this.#stats.leaseValid = false;
@@ -127,6 +145,12 @@ export class ClusterView {
 
   /** Shared control-plane connection to a node (also used by the fail-over agent). */
   client(address: string): Redis {
+    if (this.#stopped) {
+      // after stop(): a closed client (its commands fail), never a new connection left open
+      const closed = controlClient(address, { connectTimeoutMs: 100, commandTimeoutMs: 200 });
+      closed.disconnect();
+      return closed;
+    }
     let c = this.#clients.get(address);
     if (!c) {
       c = controlClient(address, { connectTimeoutMs: Math.max(100, Math.min(1000, this.checkMs)), commandTimeoutMs: Math.max(200, Math.min(2000, this.checkMs)) });
@@ -139,13 +163,21 @@ export class ClusterView {
     this.#stopped = false;
     let delay = 200;
     while (!this.#stopped && !this.#routing) {
-      await this.#loadFrom(this.#opts.seeds, 'start-up');
-      if (this.#routing) break;
-      logger.error('no-seed-reachable', { seeds: this.#opts.seeds, retryInMs: delay });
+      const copies = await this.#loadFrom(this.#opts.seeds, 'start-up');
+      if (this.#routing || this.#stopped) break;
+      const why: Record<string, string> = {};
+      for (const c of copies) if (!c.ok) why[c.address] = c.reason;
+      logger.error('no-seed-reachable', {
+        message: 'no seed answered with a usable cluster configuration; retrying',
+        seeds: this.#opts.seeds,
+        why,
+        retryInMs: delay,
+      });
       await new Promise((r) => setTimeout(r, delay).unref());
       delay = Math.min(delay * 2, 5000);
     }
-    if (!this.#stopped) this.#schedule(this.#routing?.config.switching ? this.#switchingMs() : this.checkMs);
+    // first round right away: it checks the sidecar in (operators, elections) without waiting checkMs
+    if (!this.#stopped) this.#schedule(0);
   }
 
   /** Starts without waiting for a configuration (the data path answers CLUSTERDOWN meanwhile). */
@@ -163,6 +195,7 @@ export class ClusterView {
 
   /** Reload now (a redirect, a READONLY master, a lost master). Concurrent calls share one. */
   requestReload(reason: string): Promise<void> {
+    if (this.#stopped) return Promise.resolve();
     if (this.#reloading) {
       this.#reloadAgain = true;
       return this.#reloading;
@@ -223,7 +256,9 @@ export class ClusterView {
     this.#stats.configChecks++;
     const masters = r.masters;
     const need = majority(masters.length);
-    const trimBefore = sentAt - 3 * this.leaseMs;
+    // Entries of *other* sidecars are trimmed too: use the cluster's lease when ours is shorter
+    // (a local --lease-ms override must not make others look dead).
+    const trimBefore = sentAt - 3 * Math.max(this.leaseMs, r.config.timing.leaseMs);
     const info = JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt });
     let agree = 0;
     const results = await Promise.all(
@@ -234,7 +269,7 @@ export class ClusterView {
             .get(VERSION_KEY)
             .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
             .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
-            .zremrangebyscore(SIDECARS_KEY, '-inf', trimBefore)
+            .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
             .exec();
           if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
           this.#unreachable.delete(m);
@@ -250,7 +285,6 @@ export class ClusterView {
     );
     let differ = false;
     for (const v of results) if (v !== r.version && v !== undefined) differ = true;
-    if (results.every((v) => v === undefined)) this.#stats.configCheckFailures++;
     if (differ) {
       await this.requestReload('version differs on a master');
       return;
@@ -272,7 +306,7 @@ export class ClusterView {
   }
 
   /** Reads every copy from `addresses` (+ the masters they name), adopts the newest, repairs. */
-  async #loadFrom(addresses: string[], reason: string): Promise<void> {
+  async #loadFrom(addresses: string[], reason: string): Promise<NodeCopy[]> {
     const sentAt = this.#now();
     const seen = new Set<string>(addresses);
     let copies = await Promise.all([...seen].map((a) => readCopy(this.client(a), a)));
@@ -288,7 +322,7 @@ export class ClusterView {
     for (const c of copies) if (!c.ok && c.reachable) logger.warn('config-copy-ignored', { node: c.address, reason: c.reason });
     if (!best) {
       if (this.#routing) logger.warn('config-reload-found-nothing', { reason });
-      return;
+      return copies;
     }
     const cur = this.#routing;
     if (!cur || best.config.epoch > cur.config.epoch) {
@@ -306,20 +340,32 @@ export class ClusterView {
       if (c && c.ok && c.version === r.version) agree++;
       else if (c && (c.ok ? c.config.epoch < r.config.epoch : (c as Extract<NodeCopy, { ok: false }>).reachable)) stale.push(m);
     }
+    // Repair with the exact bytes adopted (not a re-serialization): a repaired copy must carry the
+    // same version as the others, or every later round would see a difference and reload.
+    const text = this.#text;
     await Promise.all(
       stale.map(async (m) => {
         try {
-          if (await writeCopy(this.client(m), r.config)) {
+          if ((await this.client(m).eval(CAS_CONFIG_SCRIPT, 2, CONFIG_KEY, VERSION_KEY, text, String(r.config.epoch), r.version)) === 1) {
             this.#stats.configRepairs++;
             agree++;
             logger.info('config-repaired', { node: m, epoch: r.config.epoch });
+          } else {
+            const c = copies.find((x) => x.address === m);
+            if (c && !c.ok)
+              logger.warn('config-repair-refused', {
+                node: m,
+                epoch: r.config.epoch,
+                reason: `its unusable copy (${c.reason}) claims epoch ${r.config.epoch} or newer; compare-and-set will not replace it: fix it by hand`,
+              });
           }
         } catch (e) {
           logger.warn('config-repair-failed', { node: m, error: (e as Error).message });
         }
       }),
     );
-    if (agree >= majority(masters.size)) this.#confirm(sentAt);
+    if (agree >= majority(masters.size) && this.#routing === r) this.#confirm(sentAt);
+    return copies;
   }
 
   #adopt(config: ClusterConfig, text: string, version: string, reason: string): void {
