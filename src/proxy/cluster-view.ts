@@ -122,6 +122,11 @@ export class ClusterView {
     return [...this.#unreachable];
   }
 
+  /** The address recorded at check-in, once the listener knows its real port. */
+  setAddress(addr: string): void {
+    this.#opts.addr = addr;
+  }
+
   /** Called with each new configuration adopted. */
   onChange(fn: (r: Routing, previous: Routing | null) => void): void {
     this.#listeners.push(fn);

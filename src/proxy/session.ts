@@ -478,6 +478,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     const node = r.table.owner[req.slot]!;
     const hold = this.holdReason(r, node, req.slot);
     if (hold) return req.fail(hold);
+    // the command's arguments are gone, so it cannot be wrapped in the migration script
+    if (r.migrating.has(req.slot)) return req.fail(`TRYAGAIN ringside: slot ${req.slot} is migrating; retry shortly`);
     req.sendTo(this.connFor(r.masterOf[node]!));
   }
 
