@@ -1,8 +1,18 @@
-/** `ringside serve`: the sidecar. */
+/**
+ * `ringside serve`: the sidecar.
+ *
+ * Signals: SIGTERM/SIGINT stop gracefully (stop accepting, drain in-flight commands for up to
+ * --drain-ms, exit 0). SIGHUP re-reads the config file (--config / RINGSIDE_CONFIG) with the same
+ * precedence as at start-up (flags, then environment, then the file, then defaults) and applies
+ * what can change live (Sidecar.reconfigure); settings that need a restart are logged as ignored.
+ * A config file that cannot be read or holds a bad value is logged as an error and the running
+ * settings stay. No connection is dropped by a reload.
+ */
 import { OptionSpec, UsageError, choiceOption, helpText, intOption, listOption, parseOptions, Options } from './args';
 import { Sidecar, SidecarConfig } from '../proxy/sidecar';
 import { isAddress } from '../cluster/config';
 import { setLogLevel, logger } from '../observe/log';
+import { DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_THRESHOLD_USEC } from '../observe/slowlog';
 
 export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
 
@@ -27,6 +37,32 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   'log-level': { type: 'string', default: 'info', arg: 'level', help: 'error, warn, info or debug' },
   config: { type: 'string', arg: 'file', help: 'JSON file with any of these settings (camelCase keys)' },
 };
+
+/** `serve` only (not `demo`): lifecycle and slow-log settings. */
+export const SERVE_ONLY_OPTIONS: Record<string, OptionSpec> = {
+  'drain-ms': { type: 'string', default: '5000', arg: 'ms', help: 'on SIGTERM, how long in-flight commands may take to finish before connections are closed' },
+  'slowlog-log-slower-than': { type: 'string', default: String(DEFAULT_SLOWLOG_THRESHOLD_USEC), arg: 'usec', help: 'SLOWLOG keeps commands slower than this (negative: off)' },
+  'slowlog-max-len': { type: 'string', default: String(DEFAULT_SLOWLOG_MAX_LEN), arg: 'n', help: 'entries SLOWLOG keeps' },
+};
+
+/** The settings of `serve` that live outside SidecarConfig (all can change on SIGHUP). */
+export interface ServeSettings {
+  logLevel: string;
+  slowlogLogSlowerThan: number;
+  slowlogMaxLen: number;
+  drainMs: number;
+}
+
+export function serveSettings(o: Options): ServeSettings {
+  const logLevel = String(o['log-level']);
+  if (!['error', 'warn', 'info', 'debug'].includes(logLevel)) throw new UsageError(`--log-level must be one of error, warn, info, debug, not ${JSON.stringify(logLevel)}`);
+  return {
+    logLevel,
+    slowlogLogSlowerThan: intOption(o, 'slowlog-log-slower-than', -(2 ** 31), 2 ** 53 - 1) ?? DEFAULT_SLOWLOG_THRESHOLD_USEC,
+    slowlogMaxLen: intOption(o, 'slowlog-max-len', 0, 1_000_000) ?? DEFAULT_SLOWLOG_MAX_LEN,
+    drainMs: intOption(o, 'drain-ms', 0, 3_600_000) ?? 5_000,
+  };
+}
 
 export function sidecarConfig(o: Options): SidecarConfig {
   const seeds = listOption(o, 'seeds');
@@ -58,7 +94,7 @@ export function sidecarConfig(o: Options): SidecarConfig {
 }
 
 /** Stops the sidecar on SIGTERM/SIGINT (graceful drain, exit 0). */
-export function stopOnSignals(stop: () => Promise<void>): void {
+export function stopOnSignals(stop: () => Promise<void>): { stopping: () => boolean } {
   let stopping = false;
   const handler = (sig: string) => {
     if (stopping) return;
@@ -74,26 +110,79 @@ export function stopOnSignals(stop: () => Promise<void>): void {
   };
   process.on('SIGTERM', () => handler('SIGTERM'));
   process.on('SIGINT', () => handler('SIGINT'));
+  return { stopping: () => stopping };
+}
+
+const SPEC: Record<string, OptionSpec> = {
+  ...SERVE_OPTIONS,
+  ...SERVE_ONLY_OPTIONS,
+  'no-failover': { type: 'boolean', help: 'do not take part in fail-over' },
+};
+
+function readSettings(argv: string[]): { options: Options; help: boolean; cfg: SidecarConfig; serve: ServeSettings } {
+  const { options, help } = parseOptions(argv, SPEC);
+  if (options['no-failover']) options.failover = false;
+  if (help) return { options, help, cfg: { seeds: [] }, serve: { logLevel: 'info', slowlogLogSlowerThan: 0, slowlogMaxLen: 0, drainMs: 0 } };
+  return { options, help, serve: serveSettings(options), cfg: sidecarConfig(options) };
+}
+
+/**
+ * SIGHUP: re-reads the settings (the config file, with flags and environment still first) and
+ * applies them to the running sidecar. Returns what happened, for the log and for tests.
+ */
+export function reloadSettings(argv: string[], sidecar: Sidecar, current: ServeSettings, file: string | undefined): ServeSettings {
+  if (!file) {
+    logger.warn('config-file-reload-skipped', { reason: 'no config file was given (--config or RINGSIDE_CONFIG); nothing to reload' });
+    return current;
+  }
+  let next: ReturnType<typeof readSettings>;
+  try {
+    next = readSettings(argv);
+    const { drainMs, ...live } = next.serve;
+    const result = sidecar.reconfigure({ ...next.cfg, ...live });
+    const changed = Object.keys(result.applied);
+    if (drainMs !== current.drainMs) {
+      logger.info('reconfigured', { changes: { drainMs: { from: current.drainMs, to: drainMs } } });
+      changed.push('drainMs');
+    }
+    logger.info('config-file-reloaded', { file, changed, ignored: Object.keys(result.ignored) });
+    return next.serve;
+  } catch (e) {
+    logger.error('config-file-reload-failed', { file, error: (e as Error).message, action: 'keeping the running settings' });
+    return current;
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const spec = { ...SERVE_OPTIONS, 'no-failover': { type: 'boolean' as const, help: 'do not take part in fail-over' } };
-  const { options, help } = parseOptions(argv, spec);
+  const { options, help, cfg, serve } = readSettings(argv);
   if (help) {
-    process.stdout.write(helpText('ringside serve --seeds host:port[,host:port...] [options]', summary, SERVE_OPTIONS) + '\n');
+    process.stdout.write(helpText('ringside serve --seeds host:port[,host:port...] [options]', summary, { ...SERVE_OPTIONS, ...SERVE_ONLY_OPTIONS }) + '\n');
     return 0;
   }
-  if (options['no-failover']) options.failover = false;
-  setLogLevel(String(options['log-level']));
-  const cfg = sidecarConfig(options);
+  setLogLevel(serve.logLevel);
+  const file = typeof options.config === 'string' && options.config ? options.config : undefined;
   const sidecar = new Sidecar(cfg);
+  sidecar.reconfigure({ logLevel: serve.logLevel, slowlogLogSlowerThan: serve.slowlogLogSlowerThan, slowlogMaxLen: serve.slowlogMaxLen }, { quiet: true });
+  let settings = serve;
+  // Installed before start(): without a SIGHUP handler Node exits on SIGHUP (systemd ExecReload).
+  let started = false;
+  let signals: { stopping: () => boolean } | null = null;
+  process.on('SIGHUP', () => {
+    if (!started || signals?.stopping()) {
+      logger.warn('signal', { signal: 'SIGHUP', action: started ? 'ignored: stopping' : 'ignored: still starting' });
+      return;
+    }
+    logger.info('signal', { signal: 'SIGHUP', action: file ? `reloading ${file}` : 'reload' });
+    settings = reloadSettings(argv, sidecar, settings, file);
+  });
   await sidecar.start();
+  started = true;
   process.stdout.write(
     `ringside ${sidecar.options.id} listening on ${sidecar.address}${cfg.unixsocket ? ` and ${cfg.unixsocket}` : ''}` +
       (sidecar.metricsUrl ? `; metrics ${sidecar.metricsUrl}/metrics, health ${sidecar.metricsUrl}/readyz` : '') +
       '\n',
   );
-  stopOnSignals(() => sidecar.stop());
+  signals = stopOnSignals(() => sidecar.stop(settings.drainMs));
   await new Promise(() => undefined);
   return 0;
 }

@@ -21,8 +21,10 @@ import { startHttp, HttpServer } from '../observe/http';
 import { createMetrics } from '../observe/metrics';
 import { DEFAULT_LIMITS } from '../resp/request-parser';
 import { majority } from '../cluster/config';
-import { logger } from '../observe/log';
+import { logger, setLogLevel } from '../observe/log';
 import { FailoverAgent } from '../failover/agent';
+import type { ClusterViewOptions } from './cluster-view';
+import type { PoolOptions } from './pool';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -38,6 +40,36 @@ export interface SidecarConfig extends Partial<SidecarOptions> {
   /** hook for the fail-over agent (src/failover/agent.ts) */
   onNodeDown?: (address: string, reason: string) => void;
 }
+
+/**
+ * What `Sidecar.reconfigure` takes: any SidecarConfig key plus the settings that live outside
+ * SidecarOptions. A key that is absent is left alone; `checkMs`/`leaseMs` present with the value
+ * undefined (or null) drop the override and go back to the configuration's timing.
+ */
+export type ReconfigureSettings = Partial<Omit<SidecarConfig, 'checkMs' | 'leaseMs'>> & {
+  checkMs?: number | null;
+  leaseMs?: number | null;
+  /** error, warn, info or debug */
+  logLevel?: string;
+  /** slowlog-log-slower-than, microseconds (negative: off) */
+  slowlogLogSlowerThan?: number;
+  /** slowlog-max-len */
+  slowlogMaxLen?: number;
+};
+
+/** What a reconfigure did: settings changed (name → [from, to]) and settings that need a restart. */
+export interface ReconfigureResult {
+  applied: Record<string, [unknown, unknown]>;
+  ignored: Record<string, [unknown, unknown]>;
+}
+
+/** Settings read once at start-up (listeners, identity, node pool shape): a restart applies them. */
+const RESTART_ONLY = [
+  'port', 'bind', 'unixsocket', 'unixsocketperm', 'seeds', 'id', 'metricsPort', 'metricsBind', 'failover',
+  'poolPer', 'limits', 'maxInflight', 'outputHardLimit', 'pubsubOutputHardLimit', 'connectTimeoutMs', 'retryDelayMs',
+] as const;
+
+const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 export class ListenError extends Error {
   override name = 'ListenError';
@@ -75,6 +107,11 @@ export class Sidecar implements SidecarContext {
   readonly scripts = new ScriptCache();
   pausedUntil = 0;
   readonly #cfg: SidecarConfig;
+  /** the live objects handed to the view and the pool, so reconfigure() can change their timing */
+  readonly #viewOpts: ClusterViewOptions;
+  readonly #poolOpts: PoolOptions;
+  /** the level last set through reconfigure(); the log module's own default before that */
+  #logLevel: string = ['error', 'warn', 'info', 'debug'].includes(process.env.RINGSIDE_LOG_LEVEL ?? '') ? process.env.RINGSIDE_LOG_LEVEL! : 'info';
   #servers: net.Server[] = [];
   #http: HttpServer | null = null;
   #nextId = 1;
@@ -90,15 +127,16 @@ export class Sidecar implements SidecarContext {
   constructor(cfg: SidecarConfig) {
     this.#cfg = cfg;
     this.options = defaultOptions(cfg);
-    this.view = new ClusterView({
+    this.#viewOpts = {
       seeds: cfg.seeds,
       id: this.options.id,
       addr: `${this.options.bind}:${this.options.port}`,
       stats: this.stats,
       checkMs: cfg.checkMs,
       leaseMs: cfg.leaseMs,
-    });
-    this.pool = new Pool({
+    };
+    this.view = new ClusterView(this.#viewOpts);
+    this.#poolOpts = {
       per: this.options.poolPer,
       timeoutMs: this.options.nodeTimeoutMs,
       connectTimeoutMs: this.options.connectTimeoutMs,
@@ -112,7 +150,8 @@ export class Sidecar implements SidecarContext {
         if (err.kind === 'refused' || err.kind === 'timeout') this.agent?.nodeError(addr, err.message);
         cfg.onNodeDown?.(addr, err.message);
       },
-    });
+    };
+    this.pool = new Pool(this.#poolOpts);
     this.view.onChange((r, previous) => {
       this.pool.retain(new Set(Object.values(r.config.nodes).flatMap((n) => [n.master, ...n.replicas])));
       // a switch of master began: nothing more to or from the old master
@@ -190,6 +229,7 @@ export class Sidecar implements SidecarContext {
       await this.#listen({ path }, path);
       if (o.unixsocketperm !== undefined) fs.chmodSync(path, o.unixsocketperm);
     }
+    this.view.setAddress(this.address);
     this.view.startInBackground();
     this.agent?.start();
     // Checked in the timers phase, which runs before the poll phase delivers socket data: after a
@@ -264,11 +304,78 @@ export class Sidecar implements SidecarContext {
     this.stats.connectedClients = this.sessions.size;
   }
 
+  /**
+   * Applies the settings that can change while running, without touching a connection:
+   * readFrom, logLevel, slowlogLogSlowerThan, slowlogMaxLen, outputLimit, maxClients,
+   * nodeTimeoutMs (connections opened from now on; open ones keep theirs) and the checkMs/leaseMs
+   * overrides (from the next check on). A restart-only setting (RESTART_ONLY) that differs from
+   * the running one is logged as ignored with a warning. Every value is checked before any is
+   * applied: a bad one throws and changes nothing. One log line per call that changes anything
+   * (`quiet`: none, for the settings given at start-up).
+   */
+  reconfigure(next: ReconfigureSettings, how: { quiet?: boolean } = {}): ReconfigureResult {
+    const o = this.options;
+    const has = (k: keyof ReconfigureSettings): boolean => Object.prototype.hasOwnProperty.call(next, k) && (next[k] !== undefined || k === 'checkMs' || k === 'leaseMs');
+    const bad = (msg: string): never => {
+      throw new RangeError(`reconfigure: ${msg}`);
+    };
+    const int = (k: keyof ReconfigureSettings, min: number, max: number): void => {
+      const v = next[k];
+      if (has(k) && v !== undefined && v !== null && (!Number.isInteger(v) || (v as number) < min || (v as number) > max))
+        bad(`${k} must be a whole number from ${min} to ${max}, not ${JSON.stringify(v)}`);
+    };
+    if (has('readFrom') && !['master', 'replica', 'any'].includes(next.readFrom as string)) bad(`readFrom must be master, replica or any, not ${JSON.stringify(next.readFrom)}`);
+    if (has('logLevel') && !['error', 'warn', 'info', 'debug'].includes(next.logLevel as string)) bad(`logLevel must be error, warn, info or debug, not ${JSON.stringify(next.logLevel)}`);
+    int('slowlogLogSlowerThan', -1, Number.MAX_SAFE_INTEGER);
+    if (has('slowlogLogSlowerThan') && next.slowlogLogSlowerThan! < 0) next = { ...next, slowlogLogSlowerThan: -1 };
+    int('slowlogMaxLen', 0, Number.MAX_SAFE_INTEGER);
+    int('outputLimit', 1, Number.MAX_SAFE_INTEGER);
+    int('maxClients', 1, Number.MAX_SAFE_INTEGER);
+    int('nodeTimeoutMs', 1, Number.MAX_SAFE_INTEGER);
+    int('checkMs', 1, Number.MAX_SAFE_INTEGER);
+    int('leaseMs', 1, Number.MAX_SAFE_INTEGER);
+
+    const applied: ReconfigureResult['applied'] = {};
+    const ignored: ReconfigureResult['ignored'] = {};
+    const change = <T>(k: string, from: T, to: T, set: (v: T) => void): void => {
+      if (sameValue(from, to)) return;
+      set(to);
+      applied[k] = [from, to];
+    };
+    if (has('readFrom')) change('readFrom', o.readFrom, next.readFrom!, (v) => (o.readFrom = v));
+    if (has('logLevel')) change('logLevel', this.#logLevel, next.logLevel!, (v) => (setLogLevel(v), (this.#logLevel = v)));
+    if (has('slowlogLogSlowerThan')) change('slowlogLogSlowerThan', this.slowlog.threshold, next.slowlogLogSlowerThan!, (v) => (this.slowlog.threshold = v));
+    if (has('slowlogMaxLen')) change('slowlogMaxLen', this.slowlog.maxLen, next.slowlogMaxLen!, (v) => (this.slowlog.maxLen = v));
+    if (has('outputLimit')) change('outputLimit', o.outputLimit, next.outputLimit!, (v) => (o.outputLimit = v));
+    if (has('maxClients')) change('maxClients', o.maxClients, next.maxClients!, (v) => (o.maxClients = v));
+    if (has('nodeTimeoutMs')) change('nodeTimeoutMs', o.nodeTimeoutMs, next.nodeTimeoutMs!, (v) => ((o.nodeTimeoutMs = v), (this.#poolOpts.timeoutMs = v)));
+    if (has('checkMs')) change('checkMs', this.#viewOpts.checkMs, next.checkMs ?? undefined, (v) => (this.#viewOpts.checkMs = v));
+    if (has('leaseMs')) change('leaseMs', this.#viewOpts.leaseMs, next.leaseMs ?? undefined, (v) => (this.#viewOpts.leaseMs = v));
+
+    const running: Record<string, unknown> = { ...o, seeds: this.#cfg.seeds, port: this.#cfg.port ?? 6379, metricsPort: this.#cfg.metricsPort, metricsBind: this.#cfg.metricsBind, failover: this.#cfg.failover !== false };
+    for (const k of RESTART_ONLY) {
+      const v = (next as Record<string, unknown>)[k];
+      if (v === undefined) continue;
+      if (k === 'id' && this.#cfg.id === undefined) continue; // a random id: nothing asked for
+      const cur = running[k] ?? (k === 'metricsBind' ? '127.0.0.1' : undefined);
+      if (!sameValue(cur, v)) ignored[k] = [cur, v];
+    }
+    if (how.quiet) return { applied, ignored };
+    for (const [k, [from, to]] of Object.entries(ignored))
+      logger.warn('reconfigure-ignored', { setting: k, running: from, requested: to, reason: 'takes effect only after a restart' });
+    if (Object.keys(applied).length) {
+      logger.info('reconfigured', { changes: Object.fromEntries(Object.entries(applied).map(([k, [from, to]]) => [k, { from: from ?? null, to: to ?? null }])) });
+    }
+    return { applied, ignored };
+  }
+
   /** Graceful stop: stop accepting, drain in-flight commands up to `drainMs`, close everything. */
   async stop(drainMs = 5_000): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    await Promise.all(this.#servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    // close() stops accepting at once; its callback would wait for every open connection to end
+    // (an idle client: forever), so it is not awaited: the sessions are drained below instead
+    for (const s of this.#servers) s.close();
     for (const s of this.sessions) s.drainAndClose();
     const until = Date.now() + drainMs;
     while (this.sessions.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
