@@ -28,6 +28,8 @@ export abstract class Request implements Pending {
   re = 0;
   /** node address it went to (slow log, per-node latency) */
   node = '';
+  /** every node a split or fanned-out request went to (per-node latency), when more than one */
+  nodes: string[] | null = null;
   /** true when the reply is an error the sidecar produced (refused), for stats */
   refused = false;
   constructor(owner: RequestOwner, name: string, family: string, t0: number) {

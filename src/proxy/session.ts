@@ -148,7 +148,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       const usec = sec * 1e6;
       stats.recordCommand(r.name, r.refused ? 'refused' : r.isError ? 'error' : 'ok', usec);
       stats.family(r.family).observe(sec);
-      if (r.node) stats.node(r.node).observe(sec);
+      if (r.nodes !== null) for (const n of r.nodes) stats.node(n).observe(sec);
+      else if (r.node) stats.node(r.node).observe(sec);
       if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
     }
     if (r instanceof DeferredRequest && !r.started) r.start();
@@ -333,7 +334,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       this.lastCommand = name.toLowerCase();
       const args = [];
       for (let i = 1; i < cmd.argc && i < 4; i++) args.push(`'${cmd.argString(i).slice(0, 128)}'`);
-      this.refuse(this.lastCommand.slice(0, 32) || 'unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join(' ')}`);
+      // counted under one name: a client must not grow the stats (and metric labels) at will
+      this.refuse('unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join(' ')}`);
       return;
     }
     this.lastCommand = spec.name;
@@ -533,6 +535,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     } else if (spec.handling === 'split-sum') req = new SumRequest(this, name, 'split', t0, nodes.length);
     else req = new AllOkRequest(this, name, 'split', t0, nodes.length);
     this.#queue.push(req);
+    req.nodes = [];
     nodes.forEach((node, k) => {
       const idx = groups.get(node)!;
       const args: Buffer[] = [nameBuf];
@@ -543,6 +546,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       const bytes = encodeCommand(args);
       const addr = this.#address(r, node, spec.readonly && !spec.write);
       req.node = addr;
+      req.nodes!.push(addr);
       if (spec.write) this.lastWriteAddress = addr;
       this.connFor(addr).send(bytes, 0, bytes.length, req.fragment(k));
     });

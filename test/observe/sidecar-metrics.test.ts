@@ -80,9 +80,7 @@ t.test('a scrape after a known workload shows its counts', async (t) => {
     const count = sumOf(s, 'ringside_node_command_duration_seconds_count', { node: m });
     nodeTotal += count;
     t.ok(count >= n.single && count <= n.single + n.mget, `node ${m}: its ${n.single} single-node commands (+ the MGET part it answered: ${n.mget}); counted ${count}`);
-    t.equal(count, n.single + n.mget, `node ${m}: the MGET part it answered is counted on it`, {
-      todo: 'src/proxy/session.ts split path sets req.node to the last node only: a split command is observed once, under its last node',
-    });
+    t.equal(count, n.single + n.mget, `node ${m}: the MGET part it answered is counted on it`);
     t.equal(sumOf(s, 'ringside_node_connections', { node: m }), 1, `one shared data connection open to ${m}`);
     t.ok(sumOf(s, 'ringside_node_bytes_out_total', { node: m }) > 0, `bytes sent to ${m}`);
   }
