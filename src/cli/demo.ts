@@ -68,8 +68,8 @@ export async function run(argv: string[]): Promise<number> {
       .join('\n') + '\n',
   );
   stopOnSignals(stopAll);
-  // a terminal hang-up must not leave the cluster running: the demo has no file to reload
-  process.on('SIGHUP', () => process.stdout.write('ringside demo: SIGHUP ignored (nothing to reload); Ctrl-C stops everything\n'));
+  // the demo has no file to reload: a hang-up (its terminal closed) stops everything, as Ctrl-C does
+  process.on('SIGHUP', () => process.kill(process.pid, 'SIGTERM'));
   await new Promise(() => undefined);
   return 0;
 }
