@@ -183,9 +183,27 @@ export const COMMANDS: Map<string, CommandSpec> = new Map(
   Object.entries(rawTable as unknown as Record<string, RawSpec>).map(([n, r]) => [n, build(n, r)]),
 );
 
+/**
+ * Specs bucketed by name length and first letter, so the hot path finds a command by comparing
+ * bytes (case-insensitively) instead of building a lower-case string per command.
+ */
+const BY_SHAPE = new Map<number, CommandSpec[]>();
+for (const spec of COMMANDS.values()) {
+  const k = (spec.name.length << 8) | spec.name.charCodeAt(0);
+  let b = BY_SHAPE.get(k);
+  if (!b) BY_SHAPE.set(k, (b = []));
+  b.push(spec);
+}
+
 /** The spec of the command in `cmd`, or undefined when the table does not know it. */
 export function lookup(cmd: ParsedCommand): CommandSpec | undefined {
-  return COMMANDS.get(cmd.argLower(0));
+  const s = cmd.argStart[0]!;
+  const len = cmd.argEnd[0]! - s;
+  const first = cmd.buf[s]!;
+  const bucket = BY_SHAPE.get((len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first));
+  if (bucket === undefined) return undefined;
+  for (let i = 0; i < bucket.length; i++) if (cmd.argIs(0, bucket[i]!.name)) return bucket[i];
+  return undefined;
 }
 
 /** Redis's arity check: positive = exact argc, negative = at least -arity. */

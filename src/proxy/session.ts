@@ -71,6 +71,9 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   proto: 2 | 3 = 2;
   lastCommand = '';
   lastActive = Date.now();
+  /** wall clock and monotonic time at which the chunk being dispatched arrived */
+  now = Date.now();
+  t0 = 0;
   closed = false;
   mode: SessionMode | null = null;
   /** channels, patterns and shard channels subscribed (for CLIENT LIST) */
@@ -102,7 +105,9 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     );
     socket.on('data', (chunk: Buffer) => {
       ctx.stats.bytesIn += chunk.length;
-      this.lastActive = Date.now();
+      // one clock read per chunk: its commands arrived together and are routed right now
+      this.now = this.lastActive = Date.now();
+      this.t0 = performance.now();
       this.#parser.feed(chunk);
       this.#checkPressure();
     });
@@ -322,7 +327,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   // ---------------------------------------------------------------- dispatch
 
   #dispatch(cmd: ParsedCommand): void {
-    const t0 = performance.now();
+    const t0 = this.t0;
     const spec = lookup(cmd);
     if (this.mode && this.mode.dispatch(cmd, spec, t0)) return;
     this.dispatchNormal(cmd, spec, t0);
@@ -404,7 +409,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
 
   /** The routing to use now, or null after answering the refusal. */
   routingOrRefuse(name: string): Routing | null {
-    const err = this.ctx.view.leaseError();
+    const err = this.ctx.view.leaseError(this.now);
     if (err !== null) {
       this.refuse(name, err);
       return null;

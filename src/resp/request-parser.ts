@@ -66,7 +66,11 @@ export class ParsedCommand {
     const s = this.argStart[i]!;
     const len = this.argEnd[i]! - s;
     if (len !== lower.length) return false;
-    for (let j = 0; j < len; j++) if ((this.buf[s + j]! | 0x20) !== lower.charCodeAt(j)) return false;
+    for (let j = 0; j < len; j++) {
+      let c = this.buf[s + j]!;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20; // A-Z only: '_' and others compare as they are
+      if (c !== lower.charCodeAt(j)) return false;
+    }
     return true;
   }
   /** the command as a RESP multibulk (a view of the input when it came as one) */

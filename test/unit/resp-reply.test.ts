@@ -168,7 +168,7 @@ t.test('after reset, a framer starts clean (as after a reconnect)', async (t) =>
 
 const MALFORMED: Array<[string, Buffer]> = [
   ['an unknown type byte', Buffer.from('!oops\r\n')],
-  ['a RESP3 type byte', Buffer.from('%1\r\n+a\r\n+b\r\n')],
+  ['a byte that is no type in RESP2 or RESP3', Buffer.from('@1\r\n+a\r\n+b\r\n')],
   ['a bad bulk length', Buffer.from('$abc\r\n')],
   ['a bulk length below -1', Buffer.from('$-2\r\n')],
   ['a bad array length', Buffer.from('*x\r\n')],
@@ -232,4 +232,28 @@ t.test('arrayElements agrees with redis-parser on generated arrays', async (t) =
     if (!ranges || ranges.length !== n || !ranges.every(([s, e], i) => reply.subarray(s, e).equals(parts[i]!))) bad++;
   }
   t.equal(bad, 0);
+});
+
+t.test('RESP3 replies are framed whole: maps, sets, pushes, attributes and the scalar types', async (t) => {
+  const replies = [
+    '%2\r\n+a\r\n:1\r\n$1\r\nb\r\n*2\r\n_\r\n,1.5\r\n',
+    '~2\r\n#t\r\n(12345678901234567890\r\n',
+    '>3\r\n$7\r\nmessage\r\n$2\r\nch\r\n=7\r\ntxt:abc\r\n',
+    '|1\r\n+key\r\n+val\r\n$3\r\nfoo\r\n',
+    '!5\r\nERR x\r\n',
+    '%0\r\n',
+  ];
+  const all = Buffer.from(replies.join(''), 'latin1');
+  for (let split = 0; split <= all.length; split++) {
+    const got: string[] = [];
+    const f = new ReplyFramer((b, s, e) => got.push(b.toString('latin1', s, e)), (m) => got.push(`error: ${m}`));
+    f.push(all.subarray(0, split));
+    f.push(all.subarray(split));
+    if (JSON.stringify(got) !== JSON.stringify(replies)) {
+      t.same(got, replies, `split at ${split}`);
+      return;
+    }
+  }
+  t.pass('every split point frames the same six replies');
+  t.same(arrayElements(Buffer.from('%1\r\n+k\r\n:2\r\n'))!.length, 2, 'a map flattens to its pairs');
 });
