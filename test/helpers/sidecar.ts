@@ -45,10 +45,15 @@ export function rawTo(t: Teardown, address: string): Promise<RawClient> {
  * Writes each command (arrays of arguments) on `c`, in one write, and resolves with the replies
  * to them (normalized with `norm`).
  */
-export async function run(c: RawClient, ...cmds: string[][]): Promise<unknown[]> {
+export function run(c: RawClient, ...cmds: string[][]): Promise<unknown[]> {
+  return runWithin(c, 10_000, ...cmds);
+}
+
+/** `run`, rejecting when the replies have not all arrived after `ms`. */
+export async function runWithin(c: RawClient, ms: number, ...cmds: string[][]): Promise<unknown[]> {
   const before = c.replies.length;
   c.write(Buffer.concat(cmds.map((a) => resp(...a))));
-  await c.waitReplies(before + cmds.length);
+  await c.waitReplies(before + cmds.length, ms);
   return c.replies.slice(before, before + cmds.length).map(norm);
 }
 

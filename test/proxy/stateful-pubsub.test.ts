@@ -6,7 +6,7 @@
 import t, { Test } from 'tap';
 import type Redis from 'ioredis';
 import { startCluster } from '../helpers/cluster';
-import { RawClient, keysPerMaster, norm, rawTo, resp, run, sidecarClient, sleep, startSidecar, until } from '../helpers/sidecar';
+import { RawClient, keysPerMaster, norm, rawTo, resp, run, runWithin, sidecarClient, sleep, startSidecar, until } from '../helpers/sidecar';
 import type { LocalCluster } from '../../src/embedded/local-cluster';
 import type { Sidecar } from '../../src/proxy/sidecar';
 
@@ -219,4 +219,20 @@ t.test('messages one publisher sends one after another (each PUBLISH awaited) ov
   const order = framesOf(sub, 'message').map((f) => Number(f[2]));
   const firstOut = order.findIndex((v, i) => v !== i);
   t.equal(firstOut, -1, firstOut >= 0 ? `message ${order[firstOut]} arrived at position ${firstOut}: ${JSON.stringify(order.slice(Math.max(0, firstOut - 2), firstOut + 3))}` : 'in publish order');
+});
+
+t.test('SUBSCRIBE followed in the same write by UNSUBSCRIBE, or by RESET, is answered in full and the connection goes on', async (t) => {
+  for (const tail of [['UNSUBSCRIBE', 'pipe:a'], ['UNSUBSCRIBE'], ['RESET']]) {
+    const c = await rawTo(t, addrOf(A));
+    let r: unknown[] = [];
+    let err = '';
+    await runWithin(c, 3000, ['SUBSCRIBE', 'pipe:a'], tail, ['PING'])
+      .then((x) => (r = x))
+      .catch((e: Error) => (err = e.message));
+    t.equal(err, '', `SUBSCRIBE pipe:a + ${tail.join(' ')} + PING: every reply arrives`);
+    if (!err) t.same(r, [['subscribe', 'pipe:a', 1], tail[0] === 'RESET' ? 'RESET' : ['unsubscribe', 'pipe:a', 0], 'PONG']);
+    // against a redis-server, for reference
+    const node = await rawTo(t, cluster.seeds[0]!);
+    t.same(await run(node, ['SUBSCRIBE', 'pipe:a'], tail, ['PING']), [['subscribe', 'pipe:a', 1], tail[0] === 'RESET' ? 'RESET' : ['unsubscribe', 'pipe:a', 0], 'PONG'], `what a redis-server answers to ${tail.join(' ')}`);
+  }
 });
