@@ -213,7 +213,16 @@ async function ringsideTrial(procs: Procs, p: Profile, round: number, say: (s: s
     await waitLinkUp(replicas[0]!);
     const sidecars = [];
     for (let i = 1; i <= 3; i++)
-      sidecars.push(await startRingside(procs, masters, ['--id', `bench-sc${i}`, '--log-level', 'info'], `fo-sidecar${i}`));
+      sidecars.push(
+        await startRingside(
+          procs,
+          masters,
+          // the timing given explicitly too, as an operator would: the sidecar sizes its control
+          // connections' timeouts from checkMs before it has read the configuration
+          ['--id', `bench-sc${i}`, '--log-level', 'info', '--check-ms', String(p.checkMs), '--lease-ms', String(p.leaseMs)],
+          `fo-sidecar${i}`,
+        ),
+      );
 
     // Keys whose slot belongs to the first node (the one whose master is killed).
     const text = await command({ port: masters[0]!.port }, ['GET', '__cluster__:config']);

@@ -13,11 +13,11 @@ import {
   masters as mastersOf,
   votesKey,
 } from '../cluster/config';
-import { newest, readCopy } from '../cluster/store';
+import { NodeCopy, newest, readCopy } from '../cluster/store';
 import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
 import { Action, Election, LeadOutcome, NodeStatus, voteFreshMs } from './election';
-import { appendLog, formatReport, pushEverywhere, replicaOf, replication, within } from './ops';
+import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { LockNotTakenError, NotSwitchableError, SwitchResult, resumeSwitch, runSwitch } from './switch';
 
 export interface FailoverAgentOptions {
@@ -84,6 +84,7 @@ export class FailoverAgent {
   #votes = new Map<string, number>();
   #lastElection: AgentStatus['lastElection'] = null;
   #demotions = 0;
+  #demoting: Promise<void> | null = null;
 
   constructor(opts: FailoverAgentOptions) {
     this.#o = opts;
@@ -110,12 +111,13 @@ export class FailoverAgent {
     this.#schedule(0);
   }
 
-  /** Stops the loop; waits for the current round and any switch this sidecar leads. */
+  /** Stops the loop; waits for the current round, a demotion pass and any switch this sidecar leads. */
   async stop(): Promise<void> {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#round;
+    await this.#demoting;
     await Promise.all(this.#leading.values());
   }
 
@@ -150,13 +152,18 @@ export class FailoverAgent {
     return this.#o.intervalMs ?? clamp((config?.timing.downAfterMs ?? 1000) / 4, 50, 1000);
   }
 
+  /**
+   * Rounds start at a fixed rate: a round that waited for a probe to time out (a stopped master)
+   * does not push the next one back by as much.
+   */
   #schedule(ms: number): void {
     if (!this.#running) return;
     this.#timer = setTimeout(() => {
       this.#timer = null;
+      const started = this.#now();
       this.round()
         .catch((e) => logger.warn('failover-round-failed', { error: (e as Error).message }))
-        .finally(() => this.#schedule(this.#interval(this.#o.getConfig())));
+        .finally(() => this.#schedule(Math.max(0, this.#interval(this.#o.getConfig()) - (this.#now() - started))));
     }, ms);
     this.#timer.unref?.();
   }
@@ -191,7 +198,7 @@ export class FailoverAgent {
     this.#reachable.clear();
     replies.forEach((r, i) => {
       const node = nodes[i]!;
-      this.#election.probe(node, masters[i]!, r !== null);
+      this.#election.probe(node, masters[i]!, r !== null, now);
       if (!r) return;
       this.#reachable.add(masters[i]!);
       nodes.forEach((n, j) => {
@@ -219,9 +226,12 @@ export class FailoverAgent {
     await Promise.all(actions.map((a) => this.#act(config, a)));
     this.#lastRoundAt = this.#now();
 
-    if (now - this.#lastDemoteAt >= (this.#o.demoteEveryMs ?? t.checkMs)) {
+    // In the background: a replica that does not answer must not hold up the rounds.
+    if (now - this.#lastDemoteAt >= (this.#o.demoteEveryMs ?? t.checkMs) && !this.#demoting) {
       this.#lastDemoteAt = now;
-      await this.#demoteStrays(config);
+      this.#demoting = this.#demoteStrays(config)
+        .catch((e) => logger.warn('failover-demote-pass-failed', { error: (e as Error).message }))
+        .finally(() => (this.#demoting = null));
     }
   }
 
@@ -276,10 +286,12 @@ export class FailoverAgent {
 
   async #onOthers(config: ClusterConfig, except: string | null, fn: (c: Redis) => Promise<unknown>): Promise<number> {
     let done = 0;
+    // bounded like a probe: a master that stopped answering since the last round must not hold up this one
+    const bound = this.#o.probeTimeoutMs ?? clamp(config.timing.downAfterMs / 2, 50, 1000);
     await Promise.all(
       this.#others(config, except ?? '').map(async ([, c]) => {
         try {
-          await within(fn(c), 1000);
+          await within(fn(c), bound);
           done++;
         } catch {
           /* unreachable now: the vote's expiry and the other copies cover it */
@@ -343,7 +355,13 @@ export class FailoverAgent {
     );
     if (suspects.length === 0) return;
     const all = mastersOf(config);
-    const copies = await Promise.all(all.map((m) => readCopy(this.#o.client(m), m)));
+    // a majority read (every master answering, or a majority and a short grace for the rest)
+    const res = await onQuorum(new Map(all.map((m) => [m, this.#o.client(m)])), (c, m) => readCopy(c, m), {
+      need: majority(all.length),
+      good: (c) => c.ok || c.reachable,
+      timeoutMs: 2000,
+    });
+    const copies = [...res].map(([address, r]): NodeCopy => (r.ok ? r.value : { address, ok: false, reachable: false, reason: 'no answer' }));
     const best = newest(copies);
     const agreeing = copies.filter((c) => c.ok && best && c.config.epoch === best.config.epoch).length;
     if (!best || best.config.epoch < config.epoch || agreeing < majority(all.length) || best.config.switching) return;

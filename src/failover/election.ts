@@ -151,12 +151,16 @@ export class Election {
     return s;
   }
 
-  /** This sidecar's own probe of `address` (the master of `node`) answered (`ok`) or not. */
-  probe(node: string, address: string, ok: boolean): void {
+  /**
+   * This sidecar's own probe of `address` (the master of `node`) answered (`ok`) or not. `sentAt`
+   * (default now) is when the probe went out: a node that failed to answer it has been
+   * unresponsive since then, so an outage is timed from the first failed probe's sending.
+   */
+  probe(node: string, address: string, ok: boolean, sentAt?: number): void {
     const s = this.#state(node, address);
     const now = this.#now();
     if (ok) s.downSince = null;
-    else if (s.downSince === null) s.downSince = now;
+    else if (s.downSince === null) s.downSince = Math.min(now, sentAt ?? now);
     s.lastProbeAt = now;
     s.lastProbeOk = ok;
   }

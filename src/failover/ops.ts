@@ -74,7 +74,77 @@ const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return red
 export interface LockTally {
   held: string[];
   refused: string[];
+  /** failed, or did not answer before the call returned (see `onQuorum`) */
   failed: string[];
+}
+
+/** What `onQuorum` found on one address: a value, an error, or no answer yet. */
+export type QuorumResult<T> = { ok: true; value: T } | { ok: false; error: Error } | { ok: false; pending: true };
+
+export interface QuorumOptions<T> {
+  /** successes that make the call good enough (default: wait for every address, up to the timeout) */
+  need?: number;
+  /** whether a value is a success (default: any value) */
+  good?: (value: T) => boolean;
+  /** bound of the whole call */
+  timeoutMs: number;
+  /** once `need` successes are in, how long the others may still answer (default 30 ms) */
+  graceMs?: number;
+}
+
+/**
+ * Runs `fn` on every client at once and returns as soon as the outcome is known: every address
+ * answered, or `need` of them succeeded and the others had `graceMs` more, or `need` can no
+ * longer be reached, or `timeoutMs` ran out. A stopped (SIGSTOP) or dead master costs at most
+ * the grace once a majority has answered, instead of a whole command timeout per step. Calls
+ * still pending go on in the background (a late success still takes effect on that master).
+ */
+export async function onQuorum<T>(
+  clients: Map<string, Redis>,
+  fn: (c: Redis, address: string) => Promise<T>,
+  opts: QuorumOptions<T>,
+): Promise<Map<string, QuorumResult<T>>> {
+  const out = new Map<string, QuorumResult<T>>([...clients.keys()].map((a) => [a, { ok: false, pending: true }]));
+  const need = opts.need ?? clients.size;
+  const good = opts.good ?? (() => true);
+  const grace = opts.graceMs ?? 30;
+  let successes = 0;
+  let settled = 0;
+  await new Promise<void>((resolve) => {
+    let graceTimer: NodeJS.Timeout | undefined;
+    const overall = setTimeout(finish, opts.timeoutMs);
+    function finish(): void {
+      clearTimeout(overall);
+      if (graceTimer) clearTimeout(graceTimer);
+      resolve();
+    }
+    const check = (): void => {
+      const pending = clients.size - settled;
+      if (pending === 0) return finish();
+      if (opts.need !== undefined && successes + pending < need) return finish(); // cannot be reached any more
+      if (successes >= need && !graceTimer) graceTimer = setTimeout(finish, grace);
+    };
+    if (clients.size === 0) return finish();
+    for (const [addr, c] of clients) {
+      let p: Promise<T>;
+      try {
+        p = fn(c, addr);
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.then(
+        (value) => {
+          out.set(addr, { ok: true, value });
+          if (good(value)) successes++;
+        },
+        (e) => out.set(addr, { ok: false, error: e instanceof Error ? e : new Error(String(e)) }),
+      ).finally(() => {
+        settled++;
+        check();
+      });
+    }
+  });
+  return new Map(out); // a snapshot: later answers do not change what the caller saw
 }
 
 async function onEach(
@@ -82,30 +152,28 @@ async function onEach(
   timeoutMs: number,
   fn: (c: Redis) => Promise<unknown>,
   ok: (r: unknown) => boolean,
+  need?: number,
 ): Promise<LockTally> {
   const tally: LockTally = { held: [], refused: [], failed: [] };
-  await Promise.all(
-    [...clients].map(async ([addr, c]) => {
-      try {
-        (ok(await within(fn(c), timeoutMs, addr)) ? tally.held : tally.refused).push(addr);
-      } catch {
-        tally.failed.push(addr);
-      }
-    }),
-  );
+  const res = await onQuorum(clients, (c) => fn(c), { timeoutMs, need, good: ok });
+  for (const [addr, r] of res) (r.ok ? (ok(r.value) ? tally.held : tally.refused) : tally.failed).push(addr);
   return tally;
 }
 
-export function takeLock(clients: Map<string, Redis>, node: string, token: string, ttlMs: number, timeoutMs = 1000): Promise<LockTally> {
-  return onEach(clients, timeoutMs, (c) => c.set(electionKey(node), token, 'PX', ttlMs, 'NX'), (r) => r === 'OK');
+/**
+ * The lock calls return once `need` masters (default: all) said yes and the others had a short
+ * grace, or when the outcome is settled otherwise; a master that has not answered is `failed`.
+ */
+export function takeLock(clients: Map<string, Redis>, node: string, token: string, ttlMs: number, timeoutMs = 1000, need?: number): Promise<LockTally> {
+  return onEach(clients, timeoutMs, (c) => c.set(electionKey(node), token, 'PX', ttlMs, 'NX'), (r) => r === 'OK', need);
 }
 
-export function refreshLock(clients: Map<string, Redis>, node: string, token: string, ttlMs: number, timeoutMs = 1000): Promise<LockTally> {
-  return onEach(clients, timeoutMs, (c) => c.eval(REFRESH_SCRIPT, 1, electionKey(node), token, String(ttlMs)), (r) => r === 1);
+export function refreshLock(clients: Map<string, Redis>, node: string, token: string, ttlMs: number, timeoutMs = 1000, need?: number): Promise<LockTally> {
+  return onEach(clients, timeoutMs, (c) => c.eval(REFRESH_SCRIPT, 1, electionKey(node), token, String(ttlMs)), (r) => r === 1, need);
 }
 
-export function releaseLock(clients: Map<string, Redis>, node: string, token: string, timeoutMs = 1000): Promise<LockTally> {
-  return onEach(clients, timeoutMs, (c) => c.eval(RELEASE_SCRIPT, 1, electionKey(node), token), (r) => r === 1);
+export function releaseLock(clients: Map<string, Redis>, node: string, token: string, timeoutMs = 1000, need?: number): Promise<LockTally> {
+  return onEach(clients, timeoutMs, (c) => c.eval(RELEASE_SCRIPT, 1, electionKey(node), token), (r) => r === 1, need);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ import {
   masters as masterAddresses,
   votesKey,
 } from '../cluster/config';
-import { newest, readCopy, writeEverywhere } from '../cluster/store';
+import { NodeCopy, controlClient, newest, readCopy, writeCopy } from '../cluster/store';
+import { logger } from '../observe/log';
 import { lockTtlMs, staleSwitchMs } from './election';
-import { LogEvent, appendLog, refreshLock, releaseLock, replicaOf, replication, sleep, takeLock, within } from './ops';
+import { LogEvent, appendLog, onQuorum, refreshLock, releaseLock, replicaOf, replication, sleep, takeLock, within } from './ops';
 
 export class SwitchError extends Error {
   override name = 'SwitchError';
@@ -116,6 +117,10 @@ interface Ctx {
   clients: Map<string, Redis>;
   timeout: number;
   progress(step: SwitchStepName, message: string, detail?: Record<string, unknown>): void;
+  /** the background refresh of the lock (runs from the lock to the unlock) */
+  keeper: NodeJS.Timeout | null;
+  /** set when a background refresh found the lock held on less than a majority */
+  lockLost: LockLostError | null;
 }
 
 const defaultMargin = (t: Timing): number => Math.max(500, Math.ceil(t.leaseMs / 10));
@@ -137,12 +142,14 @@ function makeCtx(o: Common, node: string): Ctx {
     clients: masterClients(o, o.config),
     timeout: o.callTimeoutMs ?? 2000,
     progress: (step, message, detail) => o.onProgress?.({ step, message, detail }),
+    keeper: null,
+    lockLost: null,
   };
 }
 
 async function lock(ctx: Ctx): Promise<void> {
   const need = majority(ctx.clients.size);
-  const tally = await takeLock(ctx.clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout);
+  const tally = await takeLock(ctx.clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout, need);
   ctx.progress('lock', `election lock for ${ctx.node} held on ${tally.held.length} of ${ctx.clients.size} masters (${need} needed)`, {
     held: tally.held,
     refused: tally.refused,
@@ -150,32 +157,102 @@ async function lock(ctx: Ctx): Promise<void> {
     needed: need,
   });
   if (tally.held.length < need) {
-    await releaseLock(ctx.clients, ctx.node, ctx.token, ctx.timeout);
+    await releaseLock(ctx.clients, ctx.node, ctx.token, ctx.timeout, need);
     throw new LockNotTakenError(
       `election lock for node ${ctx.node} held on ${tally.held.length} of ${ctx.clients.size} masters, ${need} needed` +
         (tally.refused.length ? ` (another leader holds it on ${tally.refused.join(', ')})` : ''),
     );
   }
+  startKeeper(ctx);
+}
+
+/**
+ * Refreshes the lock every third of its TTL from the lock to the unlock, whatever step the
+ * switch is in (a step that waits on a dead or stopped master must not let the lock expire). A
+ * refresh that finds the lock ours on less than a majority marks it lost; the switch checks that
+ * mark between steps, and checks the lock synchronously once more before it promotes.
+ */
+function startKeeper(ctx: Ctx): void {
+  const need = majority(ctx.clients.size);
+  const every = Math.max(50, Math.floor(lockTtlMs(ctx.t) / 3));
+  let busy = false;
+  ctx.keeper = setInterval(() => {
+    if (busy || ctx.lockLost) return;
+    busy = true;
+    refreshLock(ctx.clients, ctx.node, ctx.token, lockTtlMs(ctx.t), Math.min(ctx.timeout, every), need)
+      .then((tally) => {
+        if (tally.held.length < need && ctx.keeper)
+          ctx.lockLost = new LockLostError(`election lock for node ${ctx.node} still ours on ${tally.held.length} masters only, ${need} needed: stopping`);
+      })
+      .catch(() => {})
+      .finally(() => (busy = false));
+  }, every);
+  ctx.keeper.unref?.();
+}
+
+function stopKeeper(ctx: Ctx): void {
+  if (ctx.keeper) clearInterval(ctx.keeper);
+  ctx.keeper = null;
+}
+
+/** Throws when the background refresh found the lock lost. */
+function checkKeeper(ctx: Ctx): void {
+  if (ctx.lockLost) throw ctx.lockLost;
 }
 
 async function unlock(ctx: Ctx, extra: Map<string, Redis> = new Map()): Promise<void> {
+  stopKeeper(ctx);
   const all = new Map([...ctx.clients, ...extra]);
-  const tally = await releaseLock(all, ctx.node, ctx.token, ctx.timeout).catch(() => null);
+  const tally = await releaseLock(all, ctx.node, ctx.token, ctx.timeout, majority(ctx.clients.size)).catch(() => null);
   ctx.progress('unlock', `election lock released on ${tally?.held.length ?? 0} masters`);
 }
 
 /** Checks (and extends) the lock; `skip` leaves out a master paused for writes, where a script would block. */
 async function ensureLock(ctx: Ctx, skip?: string): Promise<void> {
+  checkKeeper(ctx);
   const need = majority(ctx.clients.size);
   const clients = new Map([...ctx.clients].filter(([a]) => a !== skip));
-  const tally = await refreshLock(clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout);
+  const tally = await refreshLock(clients, ctx.node, ctx.token, lockTtlMs(ctx.t), ctx.timeout, need);
   if (tally.held.length < need)
     throw new LockLostError(`election lock for node ${ctx.node} still ours on ${tally.held.length} masters only, ${need} needed: stopping`);
 }
 
+/**
+ * Reads the configuration copies of `clients`, returning once a majority answered (a majority
+ * read meets every configuration a majority took) and the others had a short grace.
+ */
+async function readMajority(ctx: Ctx, clients: Map<string, Redis>): Promise<NodeCopy[]> {
+  const res = await onQuorum(clients, (c, a) => readCopy(c, a), {
+    need: majority(clients.size),
+    good: (c) => c.ok || c.reachable,
+    timeoutMs: ctx.timeout,
+  });
+  return [...res].map(([address, r]): NodeCopy =>
+    r.ok ? r.value : { address, ok: false, reachable: false, reason: 'error' in r ? r.error.message : 'no answer yet' },
+  );
+}
+
+type WriteOutcome = 'written' | 'current' | Error;
+
+/** Compare-and-set write on `clients`; returns once `need` took it (written, or also current). */
+async function writeQuorum(ctx: Ctx, clients: Map<string, Redis>, config: ClusterConfig, countCurrent: boolean): Promise<Map<string, WriteOutcome>> {
+  const res = await onQuorum(clients, (c) => writeCopy(c, config), {
+    need: majority(clients.size),
+    good: (written) => written || countCurrent,
+    timeoutMs: ctx.timeout,
+  });
+  return new Map(
+    [...res].map(([a, r]): [string, WriteOutcome] => [
+      a,
+      r.ok ? (r.value ? 'written' : 'current') : 'error' in r ? r.error : new Error('no answer yet'),
+    ]),
+  );
+}
+
 /** The newest good configuration on the masters (or the given one when it is newer). */
 async function freshConfig(ctx: Ctx, given: ClusterConfig): Promise<ClusterConfig> {
-  const copies = await Promise.all([...ctx.clients].map(([a, c]) => readCopy(c, a)));
+  checkKeeper(ctx);
+  const copies = await readMajority(ctx, ctx.clients);
   const best = newest(copies);
   const config = best && best.config.epoch > given.epoch ? best.config : given;
   ctx.progress('config', `configuration epoch ${config.epoch}`, { epoch: config.epoch });
@@ -184,7 +261,8 @@ async function freshConfig(ctx: Ctx, given: ClusterConfig): Promise<ClusterConfi
 
 /** Writes `config` with compare-and-set on `clients`; throws unless a majority took it. */
 async function writeMajority(ctx: Ctx, clients: Map<string, Redis>, config: ClusterConfig, step: SwitchStepName, what: string): Promise<void> {
-  const res = await writeEverywhere(clients, config);
+  checkKeeper(ctx);
+  const res = await writeQuorum(ctx, clients, config, false);
   const written = [...res].filter(([, r]) => r === 'written').map(([a]) => a);
   const need = majority(clients.size);
   ctx.progress(step, `${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters (${need} needed)`, {
@@ -204,12 +282,12 @@ async function waitLease(ctx: Ctx): Promise<void> {
   ctx.progress('wait', `waiting ${total} ms (lease ${ctx.t.leaseMs} ms + ${margin} ms) so that every sidecar sees the hint or stops routing`, {
     ms: total,
   });
-  const step = Math.max(50, Math.floor(lockTtlMs(ctx.t) / 3));
+  // The keeper refreshes the lock meanwhile; the wait ends on time, not a refresh later.
   for (;;) {
+    checkKeeper(ctx);
     const left = until - ctx.now();
     if (left <= 0) break;
-    await sleep(Math.min(step, left));
-    await ensureLock(ctx);
+    await sleep(Math.min(50, left));
   }
 }
 
@@ -287,14 +365,37 @@ async function finish(ctx: Ctx, hinted: ClusterConfig, resumed: boolean): Promis
   const { from, to, node } = sw;
   const spec = hinted.nodes[node]!;
   const started = sw.since;
-  const oldMaster = ctx.o.clientFor(from);
+  const shared = ctx.o.clientFor(from);
+  // The old master gets a connection of its own for the fence: on a shared connection the PAUSE,
+  // the REPLICAOF and the UNPAUSE would queue behind commands that the pause blocks (another
+  // user's writes, such as a sidecar's check-in), and a stopped master would run them out of order.
+  let oldMaster: Redis | null = null;
+  const fenceClient = (): Redis => (oldMaster ??= controlClient(from, { connectTimeoutMs: 500, commandTimeoutMs: ctx.timeout }));
   const newMaster = ctx.o.clientFor(to);
 
-  await ensureLock(ctx);
-  // Fence: the old master, if it answers, takes no more writes from here on.
+  checkKeeper(ctx);
+  // Fence: the old master, if it answers, takes no more writes from here on. A connection that
+  // is down (a dead master) is not waited for; a stopped master is given a short bound: either
+  // way the lease has fenced it already, and the agents demote it when it returns.
   let paused = false;
   try {
-    await within(oldMaster.call('CLIENT', 'PAUSE', String(lockTtlMs(ctx.t)), 'WRITE'), 1000, 'CLIENT PAUSE');
+    if (shared.status === 'reconnecting' || shared.status === 'end' || shared.status === 'close')
+      throw new Error(`not connected (${shared.status})`);
+    const bound = Math.max(100, Math.min(1000, Math.floor(ctx.t.downAfterMs / 2)));
+    const pause = fenceClient().call('CLIENT', 'PAUSE', String(lockTtlMs(ctx.t)), 'WRITE');
+    try {
+      await within(pause, bound, 'CLIENT PAUSE');
+    } catch (e) {
+      // A stopped master runs the PAUSE when it is continued: undo it right behind (same
+      // connection, so in order), or it would hold the demotion and run the writes queued
+      // meanwhile only once it is a replica.
+      // (Timed out by `within` or by the client's own command timeout alike.)
+      fenceClient().call('CLIENT', 'UNPAUSE').then(
+        () => logger.info('failover-fence-undone', { node: ctx.node, address: from }),
+        (e2) => logger.debug('failover-fence-undo-pending', { node: ctx.node, address: from, error: (e2 as Error).message }),
+      );
+      throw e;
+    }
     paused = true;
     ctx.progress('fence', `old master ${from} paused for writes`);
   } catch (e) {
@@ -308,7 +409,7 @@ async function finish(ctx: Ctx, hinted: ClusterConfig, resumed: boolean): Promis
       const deadline = ctx.now() + bound;
       caughtUp = false;
       for (;;) {
-        const [m, r] = await Promise.all([replication(oldMaster, 1000), replication(newMaster, 1000)]);
+        const [m, r] = await Promise.all([replication(fenceClient(), 1000), replication(newMaster, 1000)]);
         if (m.role !== 'master' || r.role !== 'slave') {
           caughtUp = null; // nothing to compare: not a replica of the old master (any more)
           break;
@@ -350,14 +451,19 @@ async function finish(ctx: Ctx, hinted: ClusterConfig, resumed: boolean): Promis
     );
     if (paused) {
       try {
-        await replicaOf(oldMaster, to, ctx.timeout);
+        await replicaOf(fenceClient(), to, ctx.timeout);
         ctx.progress('repoint', `old master ${from} now replicates from ${to}`);
       } catch (e) {
         ctx.progress('repoint', `old master ${from} not re-pointed (${(e as Error).message})`);
       }
     }
   } finally {
-    if (paused) await within(oldMaster.call('CLIENT', 'UNPAUSE'), 1000, 'CLIENT UNPAUSE').catch(() => {});
+    if (paused) await within(fenceClient().call('CLIENT', 'UNPAUSE'), 1000, 'CLIENT UNPAUSE').catch(() => {});
+    // closed a little later, so that commands still queued for a stopped master are delivered
+    if (oldMaster) {
+      const c: Redis = oldMaster;
+      setTimeout(() => c.disconnect(), 2 * lockTtlMs(ctx.t)).unref?.();
+    }
   }
 
   const final: ClusterConfig = {
@@ -443,7 +549,8 @@ export async function resumeSwitch(o: ResumeOptions): Promise<SwitchResult> {
 }
 
 async function writeHintAgain(ctx: Ctx, config: ClusterConfig): Promise<void> {
-  const res = await writeEverywhere(ctx.clients, config);
+  checkKeeper(ctx);
+  const res = await writeQuorum(ctx, ctx.clients, config, true);
   const holding = [...res].filter(([, r]) => r === 'written' || r === 'current').map(([a]) => a);
   const need = majority(ctx.clients.size);
   ctx.progress('hint', `switching hint (epoch ${config.epoch}) held by ${holding.length} of ${ctx.clients.size} masters (${need} needed)`);
@@ -452,14 +559,17 @@ async function writeHintAgain(ctx: Ctx, config: ClusterConfig): Promise<void> {
 
 async function rollback(ctx: Ctx, config: ClusterConfig, why: string): Promise<SwitchResult> {
   const sw = config.switching!;
-  const old = ctx.o.clientFor(sw.from);
-  // Undo a fence the dead leader may have left on the old master.
+  // Undo a fence the dead leader may have left on the old master (on a connection of its own:
+  // see finish()).
+  const old = controlClient(sw.from, { connectTimeoutMs: 500, commandTimeoutMs: ctx.timeout });
   try {
     await within(old.call('CLIENT', 'UNPAUSE'), 1000);
     const r = await replication(old, ctx.timeout);
     if (r.role === 'slave') await replicaOf(old, null, ctx.timeout);
   } catch {
     /* the old master does not answer: the next election deals with it */
+  } finally {
+    old.disconnect();
   }
   const back: ClusterConfig = { ...config, epoch: config.epoch + 1, switching: null };
   await writeMajority(ctx, ctx.clients, back, 'rollback', `rolled back (${why}): ${sw.node} stays with ${sw.from}`);
