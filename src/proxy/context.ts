@@ -61,6 +61,7 @@ export interface SidecarContext {
   sessionClosed(s: ClientSession): void;
   /** INFO text for these sections ([] = default) */
   info(sections: string[]): string;
-  /** a client asked to be killed or paused (CLIENT KILL/PAUSE) */
+  /** CLIENT PAUSE: until when (unix ms), and which commands wait */
   pausedUntil: number;
+  pauseMode: 'all' | 'write';
 }

@@ -26,7 +26,22 @@ export function metaKeys(r: Routing): string[] {
 }
 
 const DBSIZE_SCRIPT = `local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do n = n - redis.call('EXISTS', k) end return n`;
-const RANDOMKEY_SCRIPT = `for i = 1, 16 do local k = redis.call('RANDOMKEY') if not k then return false end if string.sub(k, 1, 12) ~= '__cluster__:' then return k end end return false`;
+// a few random draws; when they all hit metadata (a node with few user keys), a SCAN finds one
+const RANDOMKEY_SCRIPT = `
+for i = 1, 16 do
+  local k = redis.call('RANDOMKEY')
+  if not k then return false end
+  if string.sub(k, 1, 12) ~= '__cluster__:' then return k end
+end
+local cursor = '0'
+repeat
+  local r = redis.call('SCAN', cursor, 'COUNT', 100)
+  cursor = r[1]
+  for _, k in ipairs(r[2]) do
+    if string.sub(k, 1, 12) ~= '__cluster__:' then return k end
+  end
+until cursor == '0'
+return false`;
 const FLUSH_SCRIPT = `
 local keys = redis.call('KEYS', '__cluster__:*')
 local saved = {}

@@ -136,8 +136,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
     case 'slowlog':
       return slowlogCommand(s, cmd);
     case 'reset':
-      s.mode?.close();
-      s.mode = null;
+      s.resetModes();
       s.name = '';
       return s.reply(name, enc.simple('RESET'));
   }
@@ -223,7 +222,13 @@ function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
     case 'pause': {
       const ms = cmd.argInt(2);
       if (Number.isNaN(ms) || ms < 0) return s.refuse('client', 'ERR timeout is not an integer or out of range');
+      let mode: 'all' | 'write' = 'all';
+      if (cmd.argc > 3) {
+        if (cmd.argIs(3, 'write')) mode = 'write';
+        else if (!cmd.argIs(3, 'all')) return s.refuse('client', 'ERR syntax error');
+      }
       s.ctx.pausedUntil = Date.now() + ms;
+      s.ctx.pauseMode = mode;
       return s.reply('client', enc.OK);
     }
     case 'unpause':

@@ -1,10 +1,11 @@
 /**
  * Pub/sub through the sidecar (layout and reasons: docs/pubsub.md).
  *
- * A channel lives on the master that owns its slot (the channel name hashed like a key):
- * PUBLISH and SPUBLISH go there, and so do SUBSCRIBE and SSUBSCRIBE. A pattern can match
- * channels of any slot, so PSUBSCRIBE subscribes on every master; each message is published on
- * exactly one master, so it reaches a pattern subscriber exactly once. A subscribing client gets
+ * Classic channels and patterns live on one node, the hub: the master of the first node of the
+ * configuration (node names in order). PUBLISH, SUBSCRIBE and PSUBSCRIBE go there, so a
+ * publisher's messages reach a subscriber exactly once and in the order they were published, on
+ * every channel, as with one Redis. Sharded channels live on the master that owns their slot (the
+ * name hashed like a key): SPUBLISH and SSUBSCRIBE go there and scale with the cluster. A subscribing client gets
  * its own subscriber connection per master it needs (the counts Redis reports stay per client);
  * messages are forwarded as the node's bytes. Subscribe confirmations are answered once the node
  * has confirmed, with the client's own counts, in the order the client asked; a subscribed client
@@ -20,7 +21,6 @@ import { LocalRequest, Request } from './requests';
 import { toEveryMaster } from './fanout';
 import { slotOfBytes } from '../cluster/slot';
 import { splitAddress } from '../cluster/config';
-import { toAnyMaster } from './local';
 import * as enc from '../resp/encode';
 import { logger } from '../observe/log';
 
@@ -32,6 +32,12 @@ class SubscriberLink {
   #socket: net.Socket;
   #framer: ReplyFramer;
   #waiters = new Map<string, Array<() => void>>();
+  /** Releases every request still waiting for a confirmation (the link is going away). */
+  #release(): void {
+    const all = [...this.#waiters.values()].flat();
+    this.#waiters.clear();
+    for (const w of all) w();
+  }
   #ready = false;
   #backlog: Buffer[] = [];
   closed = false;
@@ -71,6 +77,7 @@ class SubscriberLink {
     if (this.closed) return;
     this.closed = true;
     this.#socket.destroy();
+    this.#release();
     onLost(this, why);
   }
   /** Sends a (P|S)SUBSCRIBE for one name; `confirmed` runs on the node's confirmation. */
@@ -97,6 +104,7 @@ class SubscriberLink {
   close(): void {
     this.closed = true;
     this.#socket.destroy();
+    this.#release();
   }
 }
 
@@ -136,7 +144,8 @@ export class PubSubState implements SessionMode {
   readonly #s: ClientSession;
   /** channel (latin1) → master address it is subscribed on */
   readonly channels = new Map<string, string>();
-  readonly patterns = new Set<string>();
+  /** pattern (latin1) → the hub address it is subscribed on */
+  readonly patterns = new Map<string, string>();
   readonly shard = new Map<string, string>();
   readonly #links = new Map<string, SubscriberLink>();
   #closed = false;
@@ -206,14 +215,15 @@ export class PubSubState implements SessionMode {
       const r = this.#s.ctx.view.routing;
       if (!r) return void setTimeout(retry, 250).unref();
       for (const [ch, addr] of this.channels) if (addr === link.address) this.#resub('subscribe', ch, this.channels);
+      for (const [p, addr] of this.patterns) if (addr === link.address) this.#resub('psubscribe', p, this.patterns);
       for (const [ch, addr] of this.shard) if (addr === link.address) this.#resub('ssubscribe', ch, this.shard);
-      for (const p of this.patterns) if (r.masters.includes(link.address) || !this.#links.size) this.#link(link.address).subscribe('psubscribe', Buffer.from(p, 'latin1'), () => undefined);
     };
     setTimeout(retry, 250).unref();
   }
 
   #resub(kind: Kind, ch: string, map: Map<string, string>): void {
-    const addr = this.#ownerOf(Buffer.from(ch, 'latin1'));
+    const r = this.#s.ctx.view.routing;
+    const addr = kind === 'ssubscribe' ? this.#ownerOf(Buffer.from(ch, 'latin1')) : r ? hubOf(r) : null;
     if (!addr) return;
     map.set(ch, addr);
     this.#link(addr).subscribe(kind, Buffer.from(ch, 'latin1'), () => undefined);
@@ -233,6 +243,7 @@ export class PubSubState implements SessionMode {
         const map = name === 'subscribe' ? this.channels : this.shard;
         const r = s.routingOrRefuse(name);
         if (!r) return;
+        const hub = hubOf(r);
         const req = new SubscribeRequest(s, name, t0);
         s.enqueue(req);
         for (let i = 1; i < cmd.argc; i++) {
@@ -242,7 +253,7 @@ export class PubSubState implements SessionMode {
             req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 0);
             continue;
           }
-          const addr = r.masterOf[r.table.owner[slotOfBytes(ch)]!]!;
+          const addr = name === 'subscribe' ? hub : r.masterOf[r.table.owner[slotOfBytes(ch)]!]!;
           map.set(key, addr);
           const done = req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 1);
           this.#link(addr).subscribe(name, ch, done);
@@ -263,9 +274,10 @@ export class PubSubState implements SessionMode {
             req.addFrame(frame3(name, p, this.count, s.proto), 0);
             continue;
           }
-          this.patterns.add(key);
-          const done = req.addFrame(frame3(name, p, this.count, s.proto), r.masters.length);
-          for (const m of r.masters) this.#link(m).subscribe('psubscribe', p, done);
+          const hub = hubOf(r);
+          this.patterns.set(key, hub);
+          const done = req.addFrame(frame3(name, p, this.count, s.proto), 1);
+          this.#link(hub).subscribe('psubscribe', p, done);
         }
         req.seal();
         this.#enter();
@@ -278,22 +290,18 @@ export class PubSubState implements SessionMode {
         const names: Buffer[] = [];
         if (cmd.argc > 1) for (let i = 1; i < cmd.argc; i++) names.push(cmd.arg(i));
         else {
-          const all = kind === 'subscribe' ? [...this.channels.keys()] : kind === 'ssubscribe' ? [...this.shard.keys()] : [...this.patterns];
+          const all = kind === 'subscribe' ? [...this.channels.keys()] : kind === 'ssubscribe' ? [...this.shard.keys()] : [...this.patterns.keys()];
           for (const n of all) names.push(Buffer.from(n, 'latin1'));
         }
         const frames: Buffer[] = [];
         if (names.length === 0) frames.push(frame3(name, null, kind === 'ssubscribe' ? this.shard.size : this.count, s.proto));
         for (const n of names) {
           const key = n.toString('latin1');
-          if (kind === 'psubscribe') {
-            if (this.patterns.delete(key)) for (const l of this.#links.values()) l.unsubscribe('psubscribe', n);
-          } else {
-            const map = kind === 'subscribe' ? this.channels : this.shard;
-            const addr = map.get(key);
-            if (addr !== undefined) {
-              map.delete(key);
-              this.#links.get(addr)?.unsubscribe(kind, n);
-            }
+          const map = kind === 'subscribe' ? this.channels : kind === 'psubscribe' ? this.patterns : this.shard;
+          const addr = map.get(key);
+          if (addr !== undefined) {
+            map.delete(key);
+            this.#links.get(addr)?.unsubscribe(kind, n);
           }
           frames.push(frame3(name, n, kind === 'ssubscribe' ? this.shard.size : this.count, s.proto));
         }
@@ -330,6 +338,11 @@ export class PubSubState implements SessionMode {
     for (const l of this.#links.values()) l.close();
     this.#links.clear();
   }
+}
+
+/** The node classic pub/sub lives on: the master of the first node (names in order). */
+export function hubOf(r: { masterOf: string[] }): string {
+  return r.masterOf[0]!;
 }
 
 function mergeUnique(replies: Buffer[]): Buffer {
@@ -373,7 +386,7 @@ export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
       const ch = cmd.arg(1);
       const r = s.routingOrRefuse(name);
       if (!r) return;
-      const node = r.table.owner[slotOfBytes(ch)]!;
+      const node = name === 'publish' ? 0 : r.table.owner[slotOfBytes(ch)]!;
       const hold = s.holdReason(r, node, -1);
       if (hold) return s.refuse(name, hold);
       const addr = r.masterOf[node]!;
@@ -390,9 +403,13 @@ export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
     case 'pubsub': {
       const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
       const bytes = cmd.toResp();
-      if (sub === 'channels' || sub === 'shardchannels') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeUnique);
-      if (sub === 'numsub' || sub === 'shardnumsub') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeNumsub);
-      if (sub === 'numpat') return toAnyMaster(s, cmd, 'pubsub', t0);
+      if (sub === 'channels' || sub === 'numsub' || sub === 'numpat') {
+        const r = s.routingOrRefuse('pubsub');
+        if (!r) return;
+        return s.sendRaw('pubsub', 'pubsub', t0, cmd, hubOf(r));
+      }
+      if (sub === 'shardchannels') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeUnique);
+      if (sub === 'shardnumsub') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeNumsub);
       return s.refuse('pubsub', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try PUBSUB HELP.`);
     }
   }

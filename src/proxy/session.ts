@@ -280,6 +280,48 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     return false;
   }
 
+  /**
+   * CLIENT PAUSE: commands it covers wait (in order, with everything the client sends after
+   * them) until the pause ends or CLIENT UNPAUSE. The sidecar's own commands (CLIENT, PING,
+   * INFO, ...) are not held, so UNPAUSE gets through; WRITE mode holds writes, scripts and
+   * PUBLISH, as Redis does.
+   */
+  #held: Buffer[] | null = null;
+  #pausable(spec: CommandSpec | undefined): boolean {
+    if (spec === undefined || spec.handling === 'local') return false;
+    if (this.ctx.pauseMode === 'all') return true;
+    return spec.write || spec.handling === 'script' || spec.name === 'publish' || spec.name === 'spublish' || spec.name === 'wait';
+  }
+  #hold(cmd: ParsedCommand): void {
+    if (this.#held === null) {
+      this.#held = [];
+      const retry = setInterval(() => {
+        if (this.closed) return clearInterval(retry);
+        if (this.ctx.pausedUntil > Date.now()) return;
+        clearInterval(retry);
+        const held = this.#held!;
+        this.#held = null;
+        this.now = Date.now();
+        this.t0 = performance.now();
+        const replay = new RequestParser((c) => this.#dispatch(c), () => undefined, this.ctx.options.limits);
+        for (const b of held) replay.feed(b);
+        this.#checkPressure();
+      }, 20);
+      retry.unref();
+    }
+    this.#held.push(Buffer.from(cmd.toResp()));
+  }
+
+  /** RESET: leave transactions and pub/sub; the next use starts afresh. */
+  resetModes(): void {
+    this.mode = null;
+    this.#tx?.resetState();
+    this.#tx = null;
+    this.#pubsub?.close();
+    this.#pubsub = null;
+    this.subs = { channels: 0, patterns: 0, shard: 0 };
+  }
+
   /** Transaction state (WATCH/MULTI), created on first use. */
   tx(): TransactionState {
     return (this.#tx ??= new TransactionState(this));
@@ -329,6 +371,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   #dispatch(cmd: ParsedCommand): void {
     const t0 = this.t0;
     const spec = lookup(cmd);
+    if (this.#held !== null || (this.ctx.pausedUntil > this.now && this.#pausable(spec))) return this.#hold(cmd);
     if (this.mode && this.mode.dispatch(cmd, spec, t0)) return;
     this.dispatchNormal(cmd, spec, t0);
   }
@@ -338,9 +381,9 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       const name = cmd.argString(0);
       this.lastCommand = name.toLowerCase();
       const args = [];
-      for (let i = 1; i < cmd.argc && i < 4; i++) args.push(`'${cmd.argString(i).slice(0, 128)}'`);
+      for (let i = 1; i < cmd.argc && i < 4; i++) args.push(`'${cmd.argString(i).slice(0, 128)}' `);
       // counted under one name: a client must not grow the stats (and metric labels) at will
-      this.refuse('unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join(' ')}`);
+      this.refuse('unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join('')}`);
       return;
     }
     this.lastCommand = spec.name;

@@ -106,6 +106,7 @@ export class Sidecar implements SidecarContext {
   readonly sessions = new Set<ClientSession>();
   readonly scripts = new ScriptCache();
   pausedUntil = 0;
+  pauseMode: 'all' | 'write' = 'all';
   readonly #cfg: SidecarConfig;
   /** the live objects handed to the view and the pool, so reconfigure() can change their timing */
   readonly #viewOpts: ClusterViewOptions;

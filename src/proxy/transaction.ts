@@ -144,7 +144,7 @@ export class TransactionState implements SessionMode {
     conn.send(raw, 0, raw.length, {
       onReply: (b, st, e) => req.onReply(b, st, e),
       onError: (err) => {
-        this.#connLost = true;
+        if (this.conn === conn) this.#connLost = true;
         req.onError(err);
       },
     });
@@ -235,11 +235,16 @@ export class TransactionState implements SessionMode {
     this.#release();
   }
 
+  /** The client went away: drop everything, close the pinned connection now. */
   close(): void {
-    this.inMulti = false;
     const conn = this.conn;
-    this.conn = null;
+    this.#reset();
     conn?.close('closed: the client went away');
+  }
+
+  /** RESET: leave MULTI and WATCH; what is in flight on the pinned connection is answered first. */
+  resetState(): void {
+    this.#reset();
   }
 }
 
