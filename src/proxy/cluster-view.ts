@@ -97,7 +97,6 @@ export class ClusterView {
   #listeners: Array<(r: Routing, previous: Routing | null) => void> = [];
   #lastCheckAt = 0;
   #unreachable = new Set<string>();
-  #checking = false;
 
   constructor(opts: ClusterViewOptions) {
     this.#opts = opts;
@@ -235,14 +234,10 @@ export class ClusterView {
   async #tick(): Promise<void> {
     const sw = this.#routing?.config.switching;
     this.#schedule(sw ? this.#switchingMs() : this.checkMs);
-    if (this.#checking) return;
-    this.#checking = true;
     try {
       await this.check();
     } catch (e) {
       logger.warn('config-check-failed', { error: (e as Error).message });
-    } finally {
-      this.#checking = false;
     }
   }
 
@@ -265,39 +260,51 @@ export class ClusterView {
     // (a local --lease-ms override must not make others look dead).
     const trimBefore = sentAt - 3 * Math.max(this.leaseMs, r.config.timing.leaseMs);
     const info = JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt });
+    // Each master's answer is handled as it comes: a majority agreeing renews the lease, any other
+    // version starts a reload at once. The round is over for the caller as soon as its outcome is
+    // known; a stopped master's answer (or timeout) is not waited for.
     let agree = 0;
-    const results = await Promise.all(
-      masters.map(async (m) => {
-        try {
-          const res = await this.client(m)
-            .pipeline()
-            .get(VERSION_KEY)
-            .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
-            .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
-            .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
-            .exec();
-          if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
-          this.#unreachable.delete(m);
-          const v = res[0]![1] as string | null;
-          // the lease renews the moment a majority agrees, not when the slowest master answers
-          if (v === r.version && ++agree === need && this.#routing === r) this.#confirm(sentAt);
-          return v;
-        } catch {
-          this.#unreachable.add(m);
-          return undefined;
-        }
-      }),
-    );
-    let differ = false;
-    for (const v of results) if (v !== r.version && v !== undefined) differ = true;
-    if (differ) {
-      await this.requestReload('version differs on a master');
-      return;
-    }
-    if (agree < need) {
-      this.#stats.configCheckFailures++;
-      logger.warn('config-not-confirmed', { agree, need, unreachable: [...this.#unreachable] });
-    }
+    let answered = 0;
+    let settled = false;
+    await new Promise<void>((done) => {
+      const finish = (): void => {
+        if (settled) return;
+        settled = true;
+        done();
+      };
+      for (const m of masters) {
+        this.client(m)
+          .pipeline()
+          .get(VERSION_KEY)
+          .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
+          .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
+          .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
+          .exec()
+          .then((res) => {
+            if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
+            this.#unreachable.delete(m);
+            const v = res[0]![1] as string | null;
+            if (v === r.version) {
+              if (++agree === need && this.#routing === r) {
+                this.#confirm(sentAt);
+                finish();
+              }
+            } else void this.requestReload(`version differs on master ${m}`).then(finish);
+          })
+          .catch(() => {
+            this.#unreachable.add(m);
+          })
+          .finally(() => {
+            if (++answered === masters.length) {
+              if (agree < need && this.#routing === r) {
+                this.#stats.configCheckFailures++;
+                logger.warn('config-not-confirmed', { agree, need, unreachable: [...this.#unreachable] });
+              }
+              finish();
+            }
+          });
+      }
+    });
   }
 
   #confirm(at: number): void {
