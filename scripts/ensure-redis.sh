@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Makes sure redis-server and redis-cli (and, with --bench, nutcracker) are on this machine.
+# Makes sure redis-server and redis-cli (with --test also systemd-analyze, with --bench nutcracker)
+# are on this machine.
 # Installs them from the distribution's packages when run as root with apt-get; otherwise says
 # exactly what to run.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+# --test: also what the test suite checks deploy files with (systemd-analyze verifies the units)
+if [ "${1:-}" = "--test" ]; then
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+fi
 if [ "${1:-}" = "--bench" ]; then
   command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)
   command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)

@@ -3,7 +3,7 @@
 # tests themselves. Ends with the runner's totals as "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-if ! bash scripts/ensure-redis.sh; then echo "0 passed, 1 failed"; exit 1; fi
+if ! bash scripts/ensure-redis.sh --test; then echo "0 passed, 1 failed"; exit 1; fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 if ! npx tsc -p .; then echo "type check failed"; echo "0 passed, 1 failed"; exit 1; fi
 # tap builds its plugin set at install time; rebuild it from package.json's "tap" config (its
