@@ -295,6 +295,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   #hold(cmd: ParsedCommand): void {
     if (this.#held === null) {
       this.#held = [];
+      // nothing more is read from a held client: what it sends waits in the kernel, not here
+      this.socket.pause();
       const retry = setInterval(() => {
         if (this.closed) return clearInterval(retry);
         if (this.ctx.pausedUntil > Date.now()) return;
@@ -305,11 +307,13 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
         this.t0 = performance.now();
         const replay = new RequestParser((c) => this.#dispatch(c), () => undefined, this.ctx.options.limits);
         for (const b of held) replay.feed(b);
+        if (this.#held === null && !this.#paused && !this.#closeAfterFlush) this.socket.resume();
         this.#checkPressure();
       }, 20);
       retry.unref();
     }
-    this.#held.push(Buffer.from(cmd.toResp()));
+    // a view of the client's chunk (never reused) or, for an inline command, a fresh buffer
+    this.#held.push(cmd.toResp());
   }
 
   /** RESET: leave transactions and pub/sub; the next use starts afresh. */
