@@ -64,7 +64,7 @@ export function blocking(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec
   const r = s.routingOrRefuse(name);
   if (!r) return;
   const node = r.table.owner[slot]!;
-  const hold = s.holdReason(r, node, slot);
+  const hold = s.holdReason(r, node);
   if (hold) return s.refuse(name, hold);
   if (r.migrating.has(slot)) return s.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; blocking commands wait until it has moved`);
   const addr = r.masterOf[node]!;

@@ -130,7 +130,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
     case 'command':
       return toAnyMaster(s, cmd, name, t0);
     case 'config':
-      return configCommand(s, cmd, t0);
+      return configCommand(s, cmd);
     case 'client':
       return clientCommand(s, cmd);
     case 'slowlog':
@@ -143,7 +143,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
   return s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
 }
 
-function configCommand(s: ClientSession, cmd: ParsedCommand, t0: number): void {
+function configCommand(s: ClientSession, cmd: ParsedCommand): void {
   const sub = cmd.argLower(1);
   if (sub === 'get') {
     if (cmd.argc < 3) return s.refuse('config', "ERR wrong number of arguments for 'config|get' command");
@@ -176,7 +176,6 @@ function configCommand(s: ClientSession, cmd: ParsedCommand, t0: number): void {
     s.ctx.slowlog.reset();
     return s.reply('config', enc.OK);
   }
-  void t0;
   return s.refuse('config', `ERR ringside: CONFIG ${cmd.argc > 1 ? cmd.argString(1).toUpperCase() : ''} is not supported through the sidecar`);
 }
 

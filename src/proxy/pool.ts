@@ -19,7 +19,6 @@ export interface PoolOptions {
   label?: (address: string) => string;
 }
 
-const READONLY_CMD = Buffer.from('*1\r\n$8\r\nREADONLY\r\n');
 /** sent first on connections for RESP3 clients: the node then answers in RESP3, forwarded as is */
 const HELLO3 = Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n');
 
@@ -123,4 +122,3 @@ export class Pool {
   }
 }
 
-export { READONLY_CMD };

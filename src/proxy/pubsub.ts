@@ -387,7 +387,7 @@ export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
       const r = s.routingOrRefuse(name);
       if (!r) return;
       const node = name === 'publish' ? 0 : r.table.owner[slotOfBytes(ch)]!;
-      const hold = s.holdReason(r, node, -1);
+      const hold = s.holdReason(r, node);
       if (hold) return s.refuse(name, hold);
       const addr = r.masterOf[node]!;
       s.sendRaw(name, 'pubsub', t0, cmd, addr);

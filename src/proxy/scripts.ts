@@ -109,7 +109,7 @@ function sendEvalsha(s: ClientSession, cmd: ParsedCommand, name: string, t0: num
   let addr: string;
   if (slot >= 0) {
     const node = r.table.owner[slot]!;
-    const hold = s.holdReason(r, node, slot);
+    const hold = s.holdReason(r, node);
     if (hold) return s.refuse(name, hold);
     if (r.migrating.has(slot)) return s.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly`);
     addr = r.masterOf[node]!;

@@ -464,11 +464,10 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     return this.ctx.view.routing;
   }
 
-  /** Why a command for node index `node` / `slot` cannot go out now, or null. */
-  holdReason(r: Routing, node: number, slot: number): string | null {
+  /** Why a command for node index `node` cannot go out now (its master is being switched), or null. */
+  holdReason(r: Routing, node: number): string | null {
     if (node === r.switchingIndex)
       return `TRYAGAIN ringside: node ${r.table.names[node]} is switching to a new master; retry shortly`;
-    if (slot >= 0 && r.migrating.has(slot)) return null;
     return null;
   }
 
@@ -481,7 +480,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     const r = this.routingOrRefuse(spec.name);
     if (!r) return;
     const node = r.table.owner[slot]!;
-    const hold = this.holdReason(r, node, slot);
+    const hold = this.holdReason(r, node);
     if (hold) return this.refuse(spec.name, hold);
     const raw = cmd.inline ? cmd.toResp() : cmd.buf;
     const req = new SimpleRequest(this, this, spec.name, family, t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, slot);
@@ -530,7 +529,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     if (err) return req.fail(err);
     const r = this.ctx.view.routing!;
     const node = r.table.owner[req.slot]!;
-    const hold = this.holdReason(r, node, req.slot);
+    const hold = this.holdReason(r, node);
     if (hold) return req.fail(hold);
     // the command's arguments are gone, so it cannot be wrapped in the migration script
     if (r.migrating.has(req.slot)) return req.fail(`TRYAGAIN ringside: slot ${req.slot} is migrating; retry shortly`);
@@ -559,7 +558,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       if (firstSlot === -1) firstSlot = slot;
       else if (slot !== firstSlot) oneSlot = false;
       const node = owner[slot]!;
-      const hold = this.holdReason(r, node, slot);
+      const hold = this.holdReason(r, node);
       if (hold) return this.refuse(name, hold);
       if (r.migrating.has(slot)) {
         if (!oneSlot || groups.size > 0) return this.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; multi-key commands across slots wait until it has moved`);

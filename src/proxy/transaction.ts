@@ -127,7 +127,7 @@ export class TransactionState implements SessionMode {
     const r = s.routingOrRefuse('watch');
     if (!r) return;
     const node = r.table.owner[slot]!;
-    const hold = s.holdReason(r, node, slot);
+    const hold = s.holdReason(r, node);
     if (hold) return s.refuse('watch', hold);
     if (r.migrating.has(slot)) return s.refuse('watch', `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly`);
     const addr = r.masterOf[node]!;
@@ -195,7 +195,7 @@ export class TransactionState implements SessionMode {
     let addr: string;
     if (slot >= 0) {
       const node = r.table.owner[slot]!;
-      const hold = s.holdReason(r, node, slot);
+      const hold = s.holdReason(r, node);
       if (hold) {
         this.#reset();
         return s.refuse('exec', hold.replace(/^TRYAGAIN/, 'EXECABORT'));
