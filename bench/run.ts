@@ -30,6 +30,7 @@ import {
   startTwemproxy,
 } from './lib/setup';
 import { DEFAULT_PROFILES, Profile, failoverMarkdown, parseProfiles, runFailover } from './lib/failover';
+import { DEFAULT_TESTS } from './lib/default-tests';
 import {
   Failure,
   MemoryResult,
@@ -630,29 +631,6 @@ async function failoverMode(o: Options, procs: Procs): Promise<number> {
 // ---------------------------------------------------------------------------------------------
 // Quick mode (issue 2)
 
-/** redis-benchmark 7.0's default test list, as named in its -q output. */
-const DEFAULT_TESTS = [
-  'PING_INLINE',
-  'PING_MBULK',
-  'SET',
-  'GET',
-  'INCR',
-  'LPUSH',
-  'RPUSH',
-  'LPOP',
-  'RPOP',
-  'SADD',
-  'HSET',
-  'SPOP',
-  'ZADD',
-  'ZPOPMIN',
-  'LPUSH (needed to benchmark LRANGE)',
-  'LRANGE_100 (first 100 elements)',
-  'LRANGE_300 (first 300 elements)',
-  'LRANGE_500 (first 500 elements)',
-  'LRANGE_600 (first 600 elements)',
-  'MSET (10 keys)',
-];
 
 async function quickMode(o: Options, procs: Procs): Promise<number> {
   let ep: Endpoint;

@@ -6,30 +6,8 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { startCluster } from '../helpers/cluster';
 import { startSidecar } from './helpers';
+import { DEFAULT_TESTS } from '../../bench/lib/default-tests';
 
-/** redis-benchmark 7.0's default tests, as it names them with -q. */
-const DEFAULT_TESTS = [
-  'PING_INLINE',
-  'PING_MBULK',
-  'SET',
-  'GET',
-  'INCR',
-  'LPUSH',
-  'RPUSH',
-  'LPOP',
-  'RPOP',
-  'SADD',
-  'HSET',
-  'SPOP',
-  'ZADD',
-  'ZPOPMIN',
-  'LPUSH (needed to benchmark LRANGE)',
-  'LRANGE_100 (first 100 elements)',
-  'LRANGE_300 (first 300 elements)',
-  'LRANGE_500 (first 500 elements)',
-  'LRANGE_600 (first 600 elements)',
-  'MSET (10 keys)',
-];
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve, reject) => {

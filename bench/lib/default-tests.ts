@@ -1,0 +1,23 @@
+/** redis-benchmark 7.0's default test list, as it names the tests in its -q output (bench and tests share it). */
+export const DEFAULT_TESTS = [
+  'PING_INLINE',
+  'PING_MBULK',
+  'SET',
+  'GET',
+  'INCR',
+  'LPUSH',
+  'RPUSH',
+  'LPOP',
+  'RPOP',
+  'SADD',
+  'HSET',
+  'SPOP',
+  'ZADD',
+  'ZPOPMIN',
+  'LPUSH (needed to benchmark LRANGE)',
+  'LRANGE_100 (first 100 elements)',
+  'LRANGE_300 (first 300 elements)',
+  'LRANGE_500 (first 500 elements)',
+  'LRANGE_600 (first 600 elements)',
+  'MSET (10 keys)',
+];
