@@ -16,6 +16,7 @@ import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
 import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
+import { onread } from './fast-read';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
@@ -130,7 +131,7 @@ export class NodeConnection implements Flushable {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
-    const sock = net.connect({ host, port, noDelay: true });
+    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#framer.push(chunk)) });
     this.#socket = sock;
     this.#framer.reset();
     const connectTimer = setTimeout(() => {
@@ -149,7 +150,6 @@ export class NodeConnection implements Flushable {
       this.#opts.onUp?.(this);
       this.flush();
     });
-    sock.on('data', (chunk: Buffer) => this.#framer.push(chunk));
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (this.#socket !== sock) return;

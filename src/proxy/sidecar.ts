@@ -23,6 +23,7 @@ import { DEFAULT_LIMITS } from '../resp/request-parser';
 import { majority } from '../cluster/config';
 import { logger, setLogLevel } from '../observe/log';
 import { FailoverAgent } from '../failover/agent';
+import { adoptClient } from './fast-read';
 import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
 
@@ -266,7 +267,7 @@ export class Sidecar implements SidecarContext {
 
   #listen(where: net.ListenOptions, label: string): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.#accept(sock));
+      const server = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (sock) => this.#accept(sock));
       server.once('error', (e: NodeJS.ErrnoException) => {
         reject(
           new ListenError(
@@ -287,15 +288,19 @@ export class Sidecar implements SidecarContext {
     });
   }
 
-  #accept(sock: net.Socket): void {
+  #accept(raw: net.Socket): void {
     this.stats.connectionsReceived++;
     if (this.#stopping || this.sessions.size >= this.options.maxClients) {
       this.stats.rejectedConnections++;
-      sock.end('-ERR max number of clients reached\r\n');
+      raw.resume(); // read (and drop) until the client closes, so the socket ends
+      raw.end('-ERR max number of clients reached\r\n');
       return;
     }
+    let s: ClientSession | null = null;
+    // reads start on a later turn of the event loop, after `s` is set
+    const sock = adoptClient(raw, (chunk) => s!.onChunk(chunk), true);
     sock.setNoDelay(true);
-    const s = new ClientSession(sock, this, this.#nextId++);
+    s = new ClientSession(sock, this, this.#nextId++, false);
     this.sessions.add(s);
     this.stats.connectedClients = this.sessions.size;
   }

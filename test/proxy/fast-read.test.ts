@@ -1,0 +1,99 @@
+/**
+ * Accepted sockets moved onto the shared read buffer (src/proxy/fast-read.ts): every byte of every
+ * connection arrives once, in order, even when many connections are read in the same turns (each
+ * chunk is a copy, not a view of the shared buffer); pause stops reading; the server still counts
+ * its connections, so close() completes once they are gone; a half-close is seen.
+ */
+import t from 'tap';
+import net from 'node:net';
+import { adoptClient, onread } from '../../src/proxy/fast-read';
+
+function listen(onConn: (raw: net.Socket) => void): Promise<net.Server> {
+  return new Promise((resolve) => {
+    const srv = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, onConn);
+    srv.listen(0, '127.0.0.1', () => resolve(srv));
+  });
+}
+const portOf = (srv: net.Server) => (srv.address() as net.AddressInfo).port;
+
+t.test('many connections read at once each receive exactly their own bytes', async (t) => {
+  const got = new Map<number, Buffer[]>();
+  const kept: Buffer[] = [];
+
+  let n = 0;
+  const srv = await listen((raw) => {
+    const id = n++;
+    got.set(id, []);
+    let sock: net.Socket | null = null;
+    sock = adoptClient(raw, (chunk) => {
+      got.get(id)!.push(chunk);
+      kept.push(chunk);
+      if (Buffer.concat(got.get(id)!).length === 200_000) sock!.end('done');
+    }, true);
+    t.not(sock, raw, 'the handle moved to a socket that reads through onread');
+  });
+  const payloads: Buffer[] = [];
+  const clients = Array.from({ length: 8 }, (_, i) => {
+    const p = Buffer.alloc(200_000);
+    for (let k = 0; k < p.length; k++) p[k] = (k * 31 + i * 7) & 255;
+    payloads.push(p);
+    return new Promise<void>((resolve) => {
+      const c = net.connect(portOf(srv), '127.0.0.1', () => c.write(p));
+      c.on('data', () => undefined);
+      c.on('end', () => {
+        c.end();
+        resolve();
+      });
+    });
+  });
+  await Promise.all(clients);
+  // which server connection is which client is not known: each must equal one payload
+  const received = [...got.values()].map((cs) => Buffer.concat(cs));
+  t.equal(received.length, 8);
+  for (const r of received) t.ok(payloads.some((p) => p.equals(r)), 'a connection got one client\'s bytes exactly');
+  t.ok(kept.length > 8, 'the bytes came in many reads (so later reads reused the read buffer)');
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  t.pass('the server closed: its connection count went back to zero');
+});
+
+t.test('pause stops reading until resume; a half-close arrives as end', async (t) => {
+  let server: net.Socket | null = null;
+  const chunks: string[] = [];
+  const ended = new Promise<void>((resolve) => {
+    void listen((raw) => {
+      server = adoptClient(raw, (c) => chunks.push(c.toString()), true);
+      server.pause();
+      server.on('end', () => {
+        server!.end('bye');
+        resolve();
+      });
+    }).then((srv) => {
+      const c = net.connect(portOf(srv), '127.0.0.1', () => c.write('hello'));
+      c.on('data', () => undefined);
+      c.on('close', () => srv.close());
+      setTimeout(() => {
+        t.same(chunks, [], 'nothing read while paused');
+        c.end(); // half-close
+        server!.resume();
+      }, 100);
+    });
+  });
+  await ended;
+  t.same(chunks, ['hello'], 'read after resume, then the end');
+});
+
+t.test('onread hands a connecting socket copies of what it reads', async (t) => {
+  const sent = Buffer.alloc(300_000);
+  for (let k = 0; k < sent.length; k++) sent[k] = (k * 13) % 251;
+  const srv = net.createServer((s) => s.end(sent));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve) => {
+    const c = net.connect({ port: portOf(srv), host: '127.0.0.1', onread: onread((b) => chunks.push(b)) });
+    c.on('end', () => resolve());
+  });
+  const all = Buffer.concat(chunks);
+  t.ok(chunks.length > 1, 'several reads');
+  t.ok(all.equals(sent), 'every byte as sent, though later reads reused the read buffer');
+  srv.close();
+});
