@@ -87,12 +87,11 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   readonly #parser: RequestParser;
   readonly #queue = new Fifo<Request>();
   readonly #out = new OutList();
-  readonly #keys: number[] = [];
   #paused = false;
   #closeAfterFlush = false;
   #draining = false;
 
-  constructor(socket: net.Socket, ctx: SidecarContext, id: number) {
+  constructor(socket: net.Socket, ctx: SidecarContext, id: number, listen = true) {
     this.socket = socket;
     this.ctx = ctx;
     this.id = id;
@@ -103,14 +102,9 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       (msg) => this.#protocolError(msg),
       ctx.options.limits,
     );
-    socket.on('data', (chunk: Buffer) => {
-      ctx.stats.bytesIn += chunk.length;
-      // one clock read per chunk: its commands arrived together and are routed right now
-      this.now = this.lastActive = Date.now();
-      this.t0 = performance.now();
-      this.#parser.feed(chunk);
-      this.#checkPressure();
-    });
+    // `listen`: the socket reports its chunks to onChunk itself (the sidecar's accepted sockets
+    // read through a shared buffer: src/proxy/fast-read.ts)
+    if (listen) socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
     socket.on('drain', () => this.#checkPressure());
     // A client that half-closes (`printf ... | nc -N`) still gets every reply, then the close.
     // One that is blocked, subscribed or in a transaction is gone, as Redis sees it: close now,
@@ -121,6 +115,16 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     });
     socket.on('error', () => this.#onClose());
     socket.on('close', () => this.#onClose());
+  }
+
+  /** Bytes from the client (a chunk the session may keep). */
+  onChunk(chunk: Buffer): void {
+    this.ctx.stats.bytesIn += chunk.length;
+    // one clock read per chunk: its commands arrived together and are routed right now
+    this.now = this.lastActive = Date.now();
+    this.t0 = performance.now();
+    this.#parser.feed(chunk);
+    this.#checkPressure();
   }
 
   get inflight(): number {
@@ -432,8 +436,14 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
         return `ERR ringside: ${spec.name.toUpperCase()} ${cmd.argc > 1 ? cmd.argString(1).slice(0, 64).toUpperCase() + ' ' : ''}is not supported through the sidecar`;
       effective = sub;
     }
-    const keys = this.#keys;
-    keys.length = 0;
+    if (!effective.movable && effective.keyStart === 1 && effective.keyStop === 1 && cmd.argc >= 2) {
+      // one key, the first argument (GET, SET, INCR, LPUSH, ...): no key list to build
+      const s = cmd.argStart[1]!;
+      const e = cmd.argEnd[1]!;
+      if (isMetaKey(cmd.buf, s, e)) return META_REFUSED;
+      return slotOfBytes(cmd.buf, s, e);
+    }
+    const keys: number[] = [];
     try {
       keyIndexes(effective, cmd, keys);
     } catch (e) {

@@ -1,0 +1,72 @@
+/**
+ * The two queues on the hot path: Fifo (a ring buffer) against a plain array as the model, over
+ * random pushes and shifts that wrap around and grow while wrapped; OutList's ranges merge and
+ * its output is the bytes added, in order, however often it is reused.
+ */
+import t from 'tap';
+import { Fifo } from '../../src/proxy/fifo';
+import { OutList } from '../../src/proxy/out-list';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    return a / 4294967296;
+  };
+}
+
+t.test('a Fifo gives back what was pushed, in order, through wrap-around and growth', async (t) => {
+  const r = rng(7);
+  for (let run = 0; run < 20; run++) {
+    const f = new Fifo<number>(run % 3 === 0 ? 1 : 8);
+    const model: number[] = [];
+    let next = 0;
+    let mismatches = 0;
+    for (let step = 0; step < 5000; step++) {
+      // bursts of pushes (growth while the head is mid-ring), then bursts of shifts
+      if (r() < (step % 400 < 200 ? 0.7 : 0.3)) {
+        f.push(next);
+        model.push(next++);
+      } else if (f.shift() !== model.shift()) mismatches++;
+      if (f.length !== model.length || f.peek() !== model[0]) mismatches++;
+    }
+    if (![...f].every((x, i) => x === model[i])) mismatches++;
+    const rest = f.drain();
+    if (rest.length !== model.length || !rest.every((x, i) => x === model[i])) mismatches++;
+    if (f.length !== 0 || f.shift() !== undefined || f.peek() !== undefined) mismatches++;
+    f.push(1);
+    if (f.shift() !== 1) mismatches++;
+    t.equal(mismatches, 0, `run ${run}: matches the array model`);
+  }
+});
+
+t.test('an OutList writes the ranges it was given, in order, and merges adjacent ones', async (t) => {
+  const a = Buffer.from('0123456789');
+  const b = Buffer.from('abcdefghij');
+  const o = new OutList();
+  o.add(a, 0, 3);
+  o.add(a, 3, 5); // adjacent: merged into one range, so take() is a view
+  t.equal(o.bytes, 5);
+  const view = o.take();
+  t.equal(view.toString(), '01234');
+  t.equal(view.buffer, a.buffer, 'one range is handed over as a view, not a copy');
+  t.ok(o.empty);
+  const r = rng(3);
+  for (let round = 0; round < 50; round++) {
+    let want = '';
+    const n = 1 + Math.floor(r() * 12);
+    for (let i = 0; i < n; i++) {
+      const src = r() < 0.5 ? a : b;
+      const s = Math.floor(r() * 10);
+      const e = s + Math.floor(r() * (11 - s));
+      o.add(src, s, e);
+      want += src.toString('latin1', s, e);
+    }
+    t.equal(o.take().toString('latin1'), want, `round ${round}: the bytes, in order`);
+    t.ok(o.empty);
+  }
+  o.add(a, 0, 10);
+  o.clear();
+  t.ok(o.empty, 'clear drops what was queued');
+  t.equal(o.take().length, 0);
+});
