@@ -57,6 +57,33 @@ export class ReplyFramer {
     let pos = 0;
     let replyStart = 0; // where the reply in progress starts in this chunk
     while (pos < end) {
+      if (this.#skip === 0 && this.#line === null && chunk[pos] === 0x24) {
+        // Fast path: bulk strings wholly in this chunk (GET replies, LRANGE's elements), in a
+        // tight loop without a search call per line. Anything else (a null, a bulk cut by the
+        // chunk's end, a malformed length) leaves it for the general path below.
+        if (this.#remaining === 0) this.#startReply(0x24);
+        while (pos < end && chunk[pos] === 0x24) {
+          let i = pos + 1;
+          let n = 0;
+          let c = 0;
+          const digitsEnd = Math.min(end, i + 15);
+          while (i < digitsEnd && (c = chunk[i]!) >= 0x30 && c <= 0x39) {
+            n = n * 10 + (c - 0x30);
+            i++;
+          }
+          if (i === pos + 1 || i + 1 >= end || chunk[i] !== CR || chunk[i + 1] !== LF) break;
+          const payloadEnd = i + 2 + n;
+          if (payloadEnd + 2 > end) break;
+          if (chunk[payloadEnd] !== CR || chunk[payloadEnd + 1] !== LF) return this.#fail('bulk reply not followed by CRLF');
+          pos = payloadEnd + 2;
+          if (--this.#remaining === 0) {
+            this.#emit(chunk, replyStart, pos);
+            replyStart = pos;
+            break;
+          }
+        }
+        if (pos >= end) break;
+      }
       if (this.#skip > 0) {
         const n = Math.min(this.#skip, end - pos);
         // the payload's last two bytes must be CRLF (they may straddle chunks)

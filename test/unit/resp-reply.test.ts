@@ -177,6 +177,9 @@ const MALFORMED: Array<[string, Buffer]> = [
   ['an empty bulk length', Buffer.from('$\r\n')],
   ['a bad element inside an array', Buffer.from('*2\r\n+ok\r\n?\r\n')],
   ['a bulk payload not followed by CRLF', Buffer.from('$3\r\nfooXY+OK\r\n')],
+  ['a bulk inside an array not followed by CRLF', Buffer.from('*3\r\n$3\r\nfoo\r\n$2\r\nabX\r\n$1\r\na\r\n')],
+  ['a signed bulk length inside an array', Buffer.from('*2\r\n$1\r\na\r\n$+3\r\nabc\r\n')],
+  ['a bulk length cut by a letter inside an array', Buffer.from('*2\r\n$1\r\na\r\n$1x\r\nabc\r\n')],
 ];
 
 t.test('malformed replies end in exactly one onError, whatever the chunking', async (t) => {
