@@ -209,7 +209,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       }
       this.#checkPressure();
     }
-    if (this.#closeAfterFlush && this.#queue.length === 0) this.socket.end();
+    if (this.#closeAfterFlush && this.#queue.length === 0) this.#end();
   }
 
   #checkPressure(): void {
@@ -251,10 +251,21 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.#maybeEnd();
   }
 
+  /**
+   * Ends our side once the last reply is written. Reading resumes (what arrives is dropped: the
+   * parser has stopped) so the client's own close is seen and the socket is released; a paused
+   * socket reading through onread would never see it. Closing with unread input instead would
+   * make the kernel send a reset, which can discard replies the client has not read yet.
+   */
+  #end(): void {
+    this.socket.end();
+    this.socket.resume();
+  }
+
   #maybeEnd(): void {
     if (this.#queue.length === 0) {
       this.#closeAfterFlush = true;
-      if (this.#out.empty) this.socket.end();
+      if (this.#out.empty) this.#end();
       else markDirty(this);
     }
   }
