@@ -61,6 +61,26 @@ t.test('slot agrees with the reference over many generated keys, binary ones inc
   t.equal(bad, 0);
 });
 
+t.test('tags are found inside the key only, whatever braces surround it in the buffer', async (t) => {
+  // every key of up to 7 bytes over { } a b, as a view between a { and a } that are not the key's
+  const alphabet = [0x7b, 0x7d, 0x61, 0x62];
+  let bad = 0;
+  let n = 0;
+  for (let len = 0; len <= 7; len++) {
+    for (let code = 0; code < 4 ** len; code++) {
+      const k = Buffer.alloc(len);
+      for (let j = 0, c = code; j < len; j++, c >>= 2) k[j] = alphabet[c & 3]!;
+      const framed = Buffer.concat([Buffer.from('x{y'), k, Buffer.from('}z')]);
+      if (slotOfBytes(framed, 3, 3 + len) !== reference(k)) bad++;
+      const [hs, he] = hashedRange(k);
+      if (slotOfBytes(k) !== reference(k.subarray(hs, he))) bad++;
+      n++;
+    }
+  }
+  t.equal(n, 21845);
+  t.equal(bad, 0);
+});
+
 t.test('keys of every length up to and past the inline SHA1 limit agree with node:crypto', async (t) => {
   let bad = 0;
   for (let len = 0; len <= 400; len++) {
