@@ -17,6 +17,7 @@ import { Flushable, markDirty } from './flush';
 import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
 import { onread } from './fast-read';
+import { SocketWriter } from './fast-write';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
@@ -59,6 +60,7 @@ export class NodeConnection implements Flushable {
   dirty = false;
   #opts: NodeConnectionOptions;
   #socket: net.Socket | null = null;
+  #writer: SocketWriter | null = null;
   #state: State = 'idle';
   #pending = new Fifo<Pending>();
   #sentAt = new Fifo<number>();
@@ -124,7 +126,7 @@ export class NodeConnection implements Flushable {
   flush(): void {
     if (this.#state !== 'ready' || this.#out.empty || !this.#socket) return;
     const n = this.#out.bytes;
-    this.#socket.write(this.#out.take());
+    this.#writer!.write(this.#out.take());
     this.#opts.onBytesOut?.(n);
   }
 
@@ -133,6 +135,7 @@ export class NodeConnection implements Flushable {
     const { host, port } = splitAddress(this.address);
     const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#framer.push(chunk)) });
     this.#socket = sock;
+    this.#writer = new SocketWriter(sock);
     this.#framer.reset();
     const connectTimer = setTimeout(() => {
       if (this.#socket === sock && this.#state === 'connecting')

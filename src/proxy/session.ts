@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo';
 import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
+import { SocketWriter } from './fast-write';
 import { ParsedCommand, RequestParser, encodeCommand } from '../resp/request-parser';
 import {
   AllOkRequest,
@@ -87,6 +88,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   readonly #parser: RequestParser;
   readonly #queue = new Fifo<Request>();
   readonly #out = new OutList();
+  readonly #writer: SocketWriter;
   #paused = false;
   #closeAfterFlush = false;
   #draining = false;
@@ -105,7 +107,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     // `listen`: the socket reports its chunks to onChunk itself (the sidecar's accepted sockets
     // read through a shared buffer: src/proxy/fast-read.ts)
     if (listen) socket.on('data', (chunk: Buffer) => this.onChunk(chunk));
-    socket.on('drain', () => this.#checkPressure());
+    this.#writer = new SocketWriter(socket, () => this.#checkPressure());
     // A client that half-closes (`printf ... | nc -N`) still gets every reply, then the close.
     // One that is blocked, subscribed or in a transaction is gone, as Redis sees it: close now,
     // which releases its node connections (a blocked command is unblocked on the node).
@@ -134,7 +136,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     return this.#parser.buffered;
   }
   get outputBytes(): number {
-    return this.#out.bytes + this.socket.writableLength;
+    return this.#out.bytes + this.#writer.pending;
   }
 
   // ---------------------------------------------------------------- ordering and output
@@ -200,10 +202,11 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     if (this.#out.empty || this.closed) return;
     const n = this.#out.bytes;
     this.ctx.stats.bytesOut += n;
-    this.socket.write(this.#out.take());
-    if (this.socket.writableLength > this.ctx.options.outputLimit) {
-      if (this.ctx.options.outputHardLimit > 0 && this.socket.writableLength > this.ctx.options.outputHardLimit) {
-        logger.warn('client-output-limit', { client: this.addr, id: this.id, bytes: this.socket.writableLength });
+    this.#writer.write(this.#out.take());
+    const pending = this.#writer.pending;
+    if (pending > this.ctx.options.outputLimit) {
+      if (this.ctx.options.outputHardLimit > 0 && pending > this.ctx.options.outputHardLimit) {
+        logger.warn('client-output-limit', { client: this.addr, id: this.id, bytes: pending });
         this.socket.destroy();
         return;
       }
@@ -214,7 +217,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
 
   #checkPressure(): void {
     if (this.closed) return;
-    const over = this.#queue.length > this.ctx.options.maxInflight || this.socket.writableLength > this.ctx.options.outputLimit;
+    const over = this.#queue.length > this.ctx.options.maxInflight || this.#writer.pending > this.ctx.options.outputLimit;
     if (over && !this.#paused) {
       this.#paused = true;
       this.socket.pause();

@@ -1,0 +1,151 @@
+/**
+ * Writing sockets without the stream machinery.
+ *
+ * `socket.write` goes through Writable (state, a callback, a deferred after-write tick), then
+ * `_writeGeneric`, which allocates a write request object for every write, before the bytes reach
+ * the handle, which first tries a plain write(2). On loopback that write almost always completes
+ * at once, so nearly all of that machinery is bookkeeping for a write that was never pending.
+ *
+ * `SocketWriter.write` hands the bytes to the handle itself when the socket has nothing queued
+ * in its Writable: the handle writes what the kernel takes and queues the rest in libuv, in
+ * order, behind anything already queued. One request object is reused while writes complete at
+ * once; when a write is left pending, that object stays with it (it keeps the buffer alive until
+ * libuv is done) and a new one is made. Bytes left pending are counted (`pending`), and
+ * `onDrain` runs when they are all written, as 'drain' does for `socket.write`.
+ *
+ * Anything else goes through `socket.write` as before: the socket still connecting, its Writable
+ * holding data, a Node without the stream binding. Mixing the two keeps the order, because both
+ * end in the same libuv write queue, and libuv writes nothing at once while that queue is not
+ * empty. `socket.end()` shuts down after every queued write (uv_shutdown waits for them), and
+ * `socket.destroy()` cancels them, as it does writes made through `socket.write`.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import util from 'node:util';
+
+interface WriteReq {
+  handle: unknown;
+  oncomplete: (this: WriteReq, status: number) => void;
+  async: boolean;
+  bytes: number;
+  buffer: Buffer | null;
+  writer: SocketWriter | null;
+}
+
+interface StreamWrapBinding {
+  WriteWrap: new () => WriteReq;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+interface StreamHandle {
+  writeBuffer(req: WriteReq, buf: Buffer): number;
+}
+
+interface SocketInternals {
+  _handle: StreamHandle | null;
+  connecting: boolean;
+  destroyed: boolean;
+  writableLength: number;
+  writableEnded: boolean;
+}
+
+function loadBinding(): StreamWrapBinding | null {
+  try {
+    const b = (process as unknown as { binding(name: string): Partial<StreamWrapBinding> }).binding('stream_wrap');
+    if (typeof b.WriteWrap === 'function' && b.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === 'number')
+      return b as StreamWrapBinding;
+  } catch {
+    /* not available in this Node: socket.write it is */
+  }
+  return null;
+}
+
+const binding = process.env.RINGSIDE_PLAIN_WRITE === '1' ? null : loadBinding();
+const ECANCELED = -os.constants.errno.ECANCELED;
+
+/** Whether writes bypass socket.write in this process. */
+export const fastWriteAvailable = binding !== null;
+
+let spare: WriteReq | null = null;
+
+function onComplete(this: WriteReq, status: number): void {
+  const w = this.writer;
+  this.writer = null;
+  this.buffer = null;
+  this.handle = null;
+  if (w) w.completed(this.bytes, status);
+}
+
+export class SocketWriter {
+  readonly #socket: net.Socket;
+  readonly #onDrain: (() => void) | null;
+  #inflight = 0;
+
+  constructor(socket: net.Socket, onDrain: (() => void) | null = null) {
+    this.#socket = socket;
+    this.#onDrain = onDrain;
+    if (onDrain) socket.on('drain', () => this.#maybeDrained());
+  }
+
+  /** Bytes accepted but not yet written to the kernel. */
+  get pending(): number {
+    return this.#inflight + this.#socket.writableLength;
+  }
+
+  write(buf: Buffer): void {
+    const s = this.#socket as unknown as SocketInternals;
+    const h = s._handle;
+    if (binding === null || h === null || s.connecting || s.destroyed || s.writableEnded || s.writableLength !== 0) {
+      this.#socket.write(buf);
+      return;
+    }
+    const req = spare ?? new binding.WriteWrap();
+    spare = null;
+    req.handle = h;
+    req.oncomplete = onComplete;
+    req.async = false;
+    req.bytes = buf.length;
+    req.buffer = null;
+    req.writer = null;
+    const err = h.writeBuffer(req, buf);
+    if (err !== 0) {
+      // not reused: the handle may have attached it to a write it then gave up
+      const e = new Error(`write ${util.getSystemErrorName(err)}`) as NodeJS.ErrnoException;
+      e.errno = err;
+      e.code = util.getSystemErrorName(err);
+      e.syscall = 'write';
+      this.#socket.destroy(e);
+      return;
+    }
+    if (binding.streamBaseState[binding.kLastWriteWasAsync]) {
+      // left pending in libuv: the request keeps the buffer alive until it completes
+      req.async = true;
+      req.buffer = buf;
+      req.writer = this;
+      this.#inflight += buf.length;
+    } else {
+      req.handle = null;
+      spare = req;
+    }
+  }
+
+  /** @internal called when a pending write completes (or is cancelled by a close) */
+  completed(bytes: number, status: number): void {
+    this.#inflight -= bytes;
+    if (this.#socket.destroyed) return; // cancelled by destroy(), or after an error already reported
+    if (status < 0 && status !== ECANCELED) {
+      const e = new Error(`write ${util.getSystemErrorName(status)}`) as NodeJS.ErrnoException;
+      e.errno = status;
+      e.code = util.getSystemErrorName(status);
+      e.syscall = 'write';
+      this.#socket.destroy(e);
+      return;
+    }
+    this.#maybeDrained();
+  }
+
+  #maybeDrained(): void {
+    if (this.#onDrain && this.#inflight === 0 && this.#socket.writableLength === 0) this.#onDrain();
+  }
+}
