@@ -70,9 +70,19 @@ export class Stats {
   electionsLed = 0;
   electionsCompleted = 0;
 
+  // the last name and family looked up: a run of one command (a pipeline, a benchmark) then
+  // costs a string comparison per reply instead of a map lookup
+  #lastName = '';
+  #lastStat: CommandStat | null = null;
+  #lastFamily = '';
+  #lastFamilyHist: Histogram | null = null;
+
   command(name: string): CommandStat {
+    if (name === this.#lastName && this.#lastStat !== null) return this.#lastStat;
     let s = this.commands.get(name);
     if (!s) this.commands.set(name, (s = { calls: 0, errors: 0, refused: 0, usec: 0 }));
+    this.#lastName = name;
+    this.#lastStat = s;
     return s;
   }
   /** Counts one command from an application: its name (lower case), outcome and time to reply. */
@@ -84,8 +94,11 @@ export class Stats {
     s.usec += usec;
   }
   family(name: string): Histogram {
+    if (name === this.#lastFamily && this.#lastFamilyHist !== null) return this.#lastFamilyHist;
     let h = this.familyLatency.get(name);
     if (!h) this.familyLatency.set(name, (h = new Histogram()));
+    this.#lastFamily = name;
+    this.#lastFamilyHist = h;
     return h;
   }
   node(address: string): Histogram {

@@ -16,6 +16,7 @@ import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
 import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
+import type { Histogram } from '../observe/stats';
 import { onread } from './fast-read';
 import { SocketWriter } from './fast-write';
 
@@ -47,6 +48,8 @@ export interface NodeConnectionOptions {
   onDown?: (conn: NodeConnection, err: NodeError) => void;
   onUp?: (conn: NodeConnection) => void;
   onBytesOut?: (n: number) => void;
+  /** where the latency of commands answered on this connection is counted (per node) */
+  latency?: Histogram;
   /** bytes written to the node right after connecting (e.g. a READONLY for replicas) */
   prelude?: Buffer;
   /** replies to the prelude that must be swallowed */
@@ -78,6 +81,11 @@ export class NodeConnection implements Flushable {
       (buf, s, e, type) => this.#reply(buf, s, e, type),
       (msg) => this.#fail('protocol', `ERR ringside: ${this.label} sent a malformed reply (${msg})`),
     );
+  }
+
+  /** the per-node latency histogram, when the pool gave one */
+  get latency(): Histogram | null {
+    return this.#opts.latency ?? null;
   }
 
   get label(): string {

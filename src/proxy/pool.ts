@@ -45,6 +45,7 @@ export class Pool {
         this.#opts.onNodeDown?.(address, err);
       },
       onUp: () => stats.nodeConnections.set(address, (stats.nodeConnections.get(address) ?? 0) + 1),
+      latency: stats.node(address),
       onBytesOut: (n) => stats.nodeBytesOut.set(address, (stats.nodeBytesOut.get(address) ?? 0) + n),
     };
   }

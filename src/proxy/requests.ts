@@ -11,6 +11,7 @@
 import type { NodeConnection, NodeError, Pending } from './node-connection';
 import { arrayElements } from '../resp/reply-framer';
 import * as enc from '../resp/encode';
+import type { Histogram } from '../observe/stats';
 
 export interface RequestOwner {
   completed(req: Request): void;
@@ -28,6 +29,8 @@ export abstract class Request implements Pending {
   re = 0;
   /** node address it went to (slow log, per-node latency) */
   node = '';
+  /** that node's latency histogram, when the connection carries one (saves a lookup by address) */
+  nodeLatency: Histogram | null = null;
   /** every node a split or fanned-out request went to (per-node latency), when more than one */
   nodes: string[] | null = null;
   /** true when the reply is an error the sidecar produced (refused), for stats */
@@ -126,6 +129,7 @@ export class SimpleRequest extends Request {
   }
   sendTo(conn: NodeConnection): void {
     this.node = conn.address;
+    this.nodeLatency = conn.latency;
     conn.send(this.cbuf, this.cs, this.ce, this);
   }
 }

@@ -160,6 +160,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       stats.recordCommand(r.name, r.refused ? 'refused' : r.isError ? 'error' : 'ok', usec);
       stats.family(r.family).observe(sec);
       if (r.nodes !== null) for (const n of r.nodes) stats.node(n).observe(sec);
+      else if (r.nodeLatency !== null) r.nodeLatency.observe(sec);
       else if (r.node) stats.node(r.node).observe(sec);
       if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
     }

@@ -182,7 +182,15 @@ export class RequestParser {
 
   /** Reads a CRLF-terminated integer line starting after the type byte at `pos`. */
   #line(buf: Buffer, pos: number, end: number): number {
-    const cr = buf.indexOf(CR, pos);
+    // count lines are a few digits: look at the first bytes here, and leave longer
+    // searches (bad input, a line still arriving) to indexOf
+    const stop = pos + 16 < end ? pos + 16 : end;
+    let cr = pos;
+    while (cr < stop && buf[cr] !== CR) cr++;
+    if (cr === stop) {
+      if (stop === end) return -1;
+      cr = buf.indexOf(CR, stop);
+    }
     if (cr === -1 || cr + 1 >= end) return -1;
     return cr;
   }
