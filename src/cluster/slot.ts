@@ -61,10 +61,9 @@ const BLOCK = new Uint8Array(256);
 function sha1Top16(buf: Buffer, s: number, e: number): number {
   const len = e - s;
   const total = (((len + 8) >> 6) + 1) * 64;
-  const m = BLOCK;
+  const m = BLOCK; // all zeros between calls
   for (let i = 0; i < len; i++) m[i] = buf[s + i]!;
   m[len] = 0x80;
-  for (let i = len + 1; i < total - 2; i++) m[i] = 0;
   const bits = len * 8;
   m[total - 2] = (bits >>> 8) & 255;
   m[total - 1] = bits & 255;
@@ -74,6 +73,10 @@ function sha1Top16(buf: Buffer, s: number, e: number): number {
   H[3] = 0x10325476;
   H[4] = 0xc3d2e1f0 | 0;
   for (let o = 0; o < total; o += 64) compress(m, o);
+  // back to zeros: only what was written
+  for (let i = 0; i <= len; i++) m[i] = 0;
+  m[total - 2] = 0;
+  m[total - 1] = 0;
   return H[0]! >>> 16;
 }
 
