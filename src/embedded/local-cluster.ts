@@ -39,20 +39,27 @@ export class LocalCluster {
     if (!Number.isInteger(masters) || masters < 1) throw new RangeError('masters must be a whole number of at least 1');
     if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicasPerMaster must be a whole number of at least 0');
     const args = opts.redisArgs ?? [];
-    const started: RedisProcess[] = [];
-    const one = async (offset: number): Promise<RedisProcess> => {
-      const p = await RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + offset, args });
-      started.push(p);
-      return p;
-    };
+    // Every process starts at once. When one fails, the others are waited for before anything is
+    // stopped: a start still under way at that moment would otherwise finish afterwards, belong
+    // to nobody, and keep running (and keep this process alive) until it exits.
+    const size = 1 + replicas;
+    const settled = await Promise.allSettled(
+      Array.from({ length: masters * size }, (_, k) =>
+        RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + k, args }),
+      ),
+    );
+    const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const stopAll = (): Promise<unknown> => Promise.all(started.map((p) => p.stop({ removeDir: true })));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await stopAll();
+      throw failed.reason;
+    }
+    const shards: LocalShard[] = Array.from({ length: masters }, (_, i) => ({
+      master: started[i * size]!,
+      replicas: started.slice(i * size + 1, (i + 1) * size),
+    }));
     try {
-      const shards = await Promise.all(
-        Array.from({ length: masters }, async (_, i) => {
-          const base = i * (1 + replicas);
-          const [master, ...reps] = await Promise.all(Array.from({ length: 1 + replicas }, (_, j) => one(base + j)));
-          return { master: master!, replicas: reps };
-        }),
-      );
       const config = await createCluster({
         shards: shards.map((s) => ({ master: s.master.address, replicas: s.replicas.map((r) => r.address) })),
         timing: opts.timing,
@@ -60,7 +67,7 @@ export class LocalCluster {
       });
       return new LocalCluster(shards, config);
     } catch (e) {
-      await Promise.all(started.map((p) => p.stop({ removeDir: true })));
+      await stopAll();
       throw e;
     }
   }

@@ -1,9 +1,11 @@
 /**
  * One `redis-server` child process on 127.0.0.1:<port> with its own directory, for the demo and
  * the integration tests. No persistence (`--save '' --appendonly no`) unless extra arguments ask
- * for it. Children never outlive this process: an 'exit' handler SIGKILLs any still running.
+ * for it. Children never outlive this process: an 'exit' handler SIGKILLs any still running, and
+ * on Linux the kernel kills them when this process dies without running it (SIGKILL, a crash):
+ * see `tiedToParent`.
  */
-import { spawn, ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,6 +46,38 @@ export function freePort(): Promise<number> {
       srv.close(() => (port ? resolve(port) : reject(new Error('could not get a free port'))));
     });
   });
+}
+
+let setprivWorks: boolean | undefined;
+
+/** True when util-linux's `setpriv --pdeathsig` works here (Linux; checked once). */
+function canSetPdeathsig(): boolean {
+  if (setprivWorks === undefined) {
+    setprivWorks = false;
+    if (process.platform === 'linux') {
+      try {
+        setprivWorks = spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore', timeout: 5000 }).status === 0;
+      } catch {
+        /* no setpriv */
+      }
+    }
+  }
+  return setprivWorks;
+}
+
+/**
+ * The command and arguments to spawn so that the child gets `signal` when this process dies,
+ * however it dies: a process killed with SIGKILL runs no 'exit' handler, and without this its
+ * children would be left running. On Linux, util-linux's `setpriv --pdeathsig` sets
+ * PR_SET_PDEATHSIG and then execs the command in place, so the spawned pid is the command's own
+ * (SIGSTOP, SIGKILL and INFO's process_id all see the real process) and its parent is this
+ * process. The signal comes when the spawning thread ends: spawn from the main thread (as
+ * child_process does), not from a worker. Where setpriv is missing (or lacks --pdeathsig, before
+ * util-linux 2.33) the command is returned unchanged and only the exit handlers apply.
+ */
+export function tiedToParent(command: string, args: readonly string[], signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): [string, string[]] {
+  if (!canSetPdeathsig()) return [command, [...args]];
+  return ['setpriv', ['--pdeathsig', signal.slice(3), '--', command, ...args]];
 }
 
 const live = new Set<RedisProcess>();
@@ -178,7 +212,9 @@ export class RedisProcess {
       ...this.args,
     ];
     this.#stderr = '';
-    const child = spawn(this.#binary, argv, { stdio: ['ignore', 'ignore', 'pipe'], cwd: this.dir });
+    // killed by the kernel if this process dies without its 'exit' handler (see tiedToParent)
+    const [command, args] = tiedToParent(this.#binary, argv);
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: this.dir });
     let spawnError: Error | null = null;
     let exitInfo: string | null = null;
     this.#child = child;

@@ -12,6 +12,7 @@ import { CONFIG_KEY, VERSION_KEY, ClusterConfig, serializeConfig, configVersion 
 import { slotOf } from '../../src/cluster/slot';
 import type { Sidecar, SidecarConfig } from '../../src/proxy/sidecar';
 import type { LocalCluster } from '../../src/embedded/local-cluster';
+import { tiedToParent } from '../../src/embedded/redis-process';
 import { Teardown } from '../helpers/cluster';
 import { startSidecar } from '../helpers/sidecar';
 
@@ -91,7 +92,9 @@ const BIN = resolve(__dirname, '../../../bin/ringside.js');
 
 /** `ringside <args>` as a child process, killed (by its pid) when `t` ends; stdout/stderr collected. */
 export function ringsideProcess(t: Teardown, args: string[]): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // SIGKILLed by the kernel if the test process dies without its teardown
+  const [cmd, argv] = tiedToParent(process.execPath, [BIN, ...args]);
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import type { Teardown } from '../helpers/cluster';
+import { tiedToParent } from '../../src/embedded/redis-process';
 
 export const BIN = path.join(__dirname, '..', '..', '..', 'bin', 'ringside.js');
 
@@ -73,7 +74,10 @@ export class Child {
   #errBuf = '';
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.proc = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    // SIGKILLed by the kernel if the test process dies without its teardown (a `ringside demo`
+    // child's redis-servers go with it: they are tied to the demo the same way)
+    const [cmd, argv] = tiedToParent(process.execPath, [BIN, ...args]);
+    this.proc = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     this.proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.#errBuf += d;
