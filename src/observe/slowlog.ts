@@ -39,8 +39,13 @@ export class SlowLog {
   #threshold: number;
   #maxLen: number;
   #nextId = 0;
-  /** newest first */
-  #entries: SlowEntry[] = [];
+  /**
+   * Oldest first, as a ring: `#start` is the oldest entry's index and `#n` the number kept.
+   * Adding is O(1) whatever slowlog-max-len is (a slow node makes every command an entry).
+   */
+  #ring: (SlowEntry | undefined)[] = [];
+  #start = 0;
+  #n = 0;
 
   constructor(thresholdUsec: number = DEFAULT_SLOWLOG_THRESHOLD_USEC, maxLen: number = DEFAULT_SLOWLOG_MAX_LEN) {
     this.#threshold = 0;
@@ -64,8 +69,12 @@ export class SlowLog {
   }
   set maxLen(n: number) {
     if (!Number.isInteger(n) || n < 0) throw new SlowLogSettingError(`slowlog max length must be a non-negative integer, not ${n}`);
+    // keep the newest min(n, kept) entries, oldest first, in a ring of capacity n
+    const keep = this.#newestFirst(n).reverse();
     this.#maxLen = n;
-    if (this.#entries.length > n) this.#entries.length = n;
+    this.#ring = keep;
+    this.#start = 0;
+    this.#n = keep.length;
   }
 
   /**
@@ -93,24 +102,42 @@ export class SlowLog {
       name: typeof client === 'string' ? '' : (client.name ?? ''),
       node,
     };
-    this.#entries.unshift(entry);
-    if (this.#entries.length > this.#maxLen) this.#entries.length = this.#maxLen;
+    if (this.#n < this.#maxLen) {
+      const i = (this.#start + this.#n) % this.#maxLen;
+      if (i === this.#ring.length) this.#ring.push(entry);
+      else this.#ring[i] = entry;
+      this.#n++;
+    } else {
+      // full: the newest takes the oldest's place
+      this.#ring[this.#start] = entry;
+      this.#start = (this.#start + 1) % this.#maxLen;
+    }
     return true;
+  }
+
+  /** Up to `count` entries, newest first. */
+  #newestFirst(count: number): SlowEntry[] {
+    const out: SlowEntry[] = [];
+    const cap = this.#ring.length === 0 ? 1 : Math.max(this.#maxLen, this.#ring.length);
+    for (let k = this.#n - 1; k >= 0 && out.length < count; k--) out.push(this.#ring[(this.#start + k) % cap]!);
+    return out;
   }
 
   /** SLOWLOG GET [count]: the newest `count` entries (default 10, negative: all), newest first. */
   get(count = 10): SlowEntry[] {
-    return count < 0 ? this.#entries.slice() : this.#entries.slice(0, count);
+    return this.#newestFirst(count < 0 ? this.#n : count);
   }
 
   /** SLOWLOG LEN */
   len(): number {
-    return this.#entries.length;
+    return this.#n;
   }
 
   /** SLOWLOG RESET (ids keep growing, as in Redis) */
   reset(): void {
-    this.#entries = [];
+    this.#ring = [];
+    this.#start = 0;
+    this.#n = 0;
   }
 }
 

@@ -110,3 +110,37 @@ t.test('SLOWLOG GET of an empty log is an empty array, and multi-byte arguments 
   const [reply] = decode(encodeSlowlogGet(log.get())) as [[unknown[]]];
   t.same((reply[0]![3] as Buffer[]).map((b) => b.toString()), ['SET', 'clé', 'ünïcödé']);
 });
+
+t.test('through wrap-around and max-len changes the log matches a newest-first list model', async (t) => {
+  const log = new SlowLog(0, 5);
+  let model: number[] = []; // ids, newest first
+  let id = 0;
+  let bad = 0;
+  let steps = 0;
+  // a fixed pseudo-random sequence of adds, GETs with counts, max-len changes and resets
+  let x = 12345;
+  const rnd = (n: number): number => ((x = (x * 1103515245 + 12345) & 0x7fffffff) % n);
+  for (let i = 0; i < 3000; i++) {
+    const op = rnd(20);
+    if (op < 14) {
+      log.maybeAdd(1, ['SET', `k${i}`], 'c', 'n');
+      if (log.maxLen > 0) model.unshift(id);
+      id++;
+      model = model.slice(0, log.maxLen);
+    } else if (op < 17) {
+      const n = rnd(9);
+      log.maxLen = n;
+      model = model.slice(0, n);
+    } else if (op < 18) {
+      log.reset();
+      model = [];
+    }
+    const count = rnd(12) - 2; // -2..9: negative means all
+    const got = log.get(count).map((e) => e.id);
+    const want = count < 0 ? model : model.slice(0, count);
+    if (JSON.stringify(got) !== JSON.stringify(want) || log.len() !== model.length) bad++;
+    steps++;
+  }
+  t.equal(steps, 3000);
+  t.equal(bad, 0, 'every GET and LEN agreed with the model');
+});
