@@ -53,6 +53,9 @@ modes (default: the side-by-side benchmark)
   --memory              RSS per idle client connection, ringside and twemproxy (and redis-server)
   --failover            issue-6 fail-over time: kill -9 a master under write load, ringside (3 sidecars)
                         beside Redis Sentinel (3 sentinels), per timing profile
+  --instructions        user-space instructions per request of twemproxy and ringside under valgrind's
+                        callgrind (SET/GET at -P1 and -P16): a count that does not move with the
+                        machine's load, for comparing builds; → bench/results/instructions.{md,json}
 
 benchmark options
   --rounds N            rounds of the whole alternating sequence (default 3); medians over rounds
@@ -85,7 +88,7 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick' | 'failover';
+  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions';
   profiles: Profile[];
   systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
@@ -156,6 +159,9 @@ function parseArgs(argv: string[]): Options {
       case '--failover':
         o.mode = 'failover';
         break;
+      case '--instructions':
+        o.mode = 'instructions';
+        break;
       case '--profiles':
         o.profiles = parseProfiles(val());
         break;
@@ -211,7 +217,7 @@ function parseArgs(argv: string[]): Options {
         throw new Error(`unknown option "${a}" (see --help)`);
     }
   }
-  if (!o.requests) o.requests = o.mode === 'quick' ? 20000 : 100000;
+  if (!o.requests) o.requests = o.mode === 'quick' ? 20000 : o.mode === 'instructions' ? 40000 : 100000;
   if (!o.requestsP16) o.requestsP16 = 5 * o.requests;
   return o;
 }
@@ -610,6 +616,99 @@ async function memoryMode(o: Options, procs: Procs): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Instructions mode: user-space instructions per request under callgrind
+
+/** The instruction total of the newest callgrind dump of `pid` (dumps are `<prefix>.<pid>.<n>`). */
+function lastDumpTotal(dir: string, pid: number): number {
+  const dumps = fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith(`callgrind.${pid}.`))
+    .sort((a, b) => Number(a.split('.').pop()) - Number(b.split('.').pop()));
+  const last = dumps.at(-1);
+  if (!last) throw new Error(`no callgrind dump for pid ${pid} in ${dir}`);
+  const m = /^(?:totals|summary): (\d+)/m.exec(fs.readFileSync(path.join(dir, last), 'utf8'));
+  if (!m) throw new Error(`no totals line in ${last}`);
+  return Number(m[1]);
+}
+
+async function instructionsMode(o: Options, procs: Procs): Promise<number> {
+  const started = new Date();
+  for (const tool of ['valgrind', 'callgrind_control'])
+    if (spawnSync(tool, ['--version'], { stdio: 'ignore' }).error) {
+      say(`bench: --instructions needs ${tool} (Debian package valgrind)`);
+      return 1;
+    }
+  const masters: RedisServer[] = [];
+  for (let i = 1; i <= 3; i++) masters.push(await startRedis(procs, `master${i}`));
+  const launcher = ['valgrind', '--tool=callgrind', `--callgrind-out-file=${path.join(procs.work, 'callgrind.%p')}`];
+  const targets: Target[] = [];
+  if (o.targets.includes('twemproxy')) targets.push(await startTwemproxy(procs, masters, launcher, 120000));
+  if (o.targets.includes('ringside')) {
+    await createCluster(masters, say);
+    // under callgrind every command is slower than SLOWLOG's 10 ms: without this each would be
+    // logged, work the sidecar does not do at full speed
+    targets.push(await startRingside(procs, masters, ['--slowlog-log-slower-than=-1', ...o.serveArgs], 'ringside', launcher, 180000));
+  }
+  const tests = [
+    { test: 'set', pipeline: 1 },
+    { test: 'get', pipeline: 1 },
+    { test: 'set', pipeline: 16 },
+    { test: 'get', pipeline: 16 },
+  ];
+  const n = o.requests;
+  const rows: Array<{ test: string; pipeline: number; perRequest: Partial<Record<TargetName, number>> }> = tests.map((t) => ({ ...t, perRequest: {} }));
+  for (const t of targets) {
+    const pid = t.proc.pid;
+    for (const row of rows) {
+      const bench = (count: number) =>
+        run('redis-benchmark', [...connArgs(t.tcp), '-c', String(o.clients), '-n', String(count), '-r', String(o.keyspace), '-P', String(row.pipeline), '-t', row.test, '-q'], {
+          timeoutMs: 600000,
+        });
+      // warm-up (the JIT settles), then count exactly one run
+      await bench(n);
+      if (spawnSync('callgrind_control', ['-z', String(pid)], { stdio: 'ignore' }).status !== 0) throw new Error(`callgrind_control -z ${pid} failed`);
+      const r = await bench(n);
+      if (r.code !== 0) throw new Error(`redis-benchmark against ${t.name} failed: ${r.stderr}`);
+      if (spawnSync('callgrind_control', ['-d', String(pid)], { stdio: 'ignore' }).status !== 0) throw new Error(`callgrind_control -d ${pid} failed`);
+      await sleep(500);
+      row.perRequest[t.name] = lastDumpTotal(procs.work, pid) / n;
+      say(`bench: ${t.name} ${row.test.toUpperCase()} -P${row.pipeline}: ${Math.round(row.perRequest[t.name]!)} instructions per request`);
+    }
+  }
+  const m = machine();
+  const fmt = (x: number | undefined): string => (x === undefined ? '–' : Math.round(x).toLocaleString('en-US'));
+  const table = [
+    '| test | twemproxy instructions/request | ringside instructions/request | ringside / twemproxy |',
+    '|:--|--:|--:|--:|',
+    ...rows.map((r) => {
+      const tw = r.perRequest.twemproxy;
+      const rs = r.perRequest.ringside;
+      return `| ${r.test.toUpperCase()} -P${r.pipeline} | ${fmt(tw)} | ${fmt(rs)} | ${tw && rs ? (rs / tw).toFixed(2) + '×' : '–'} |`;
+    }),
+  ].join('\n');
+  const text = [
+    '# User-space instructions per request',
+    '',
+    `${started.toISOString()} · ${m.cpus} × ${m.cpuModel} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
+    '',
+    `Each proxy runs under \`valgrind --tool=callgrind\` in front of the same three masters. Per test: one unrecorded ` +
+      `redis-benchmark run of ${n} requests (-c ${o.clients} -r ${o.keyspace}), counters zeroed, one run of ${n} requests, counters ` +
+      `dumped; the figure is the dump's instruction total (every thread of the process, user space only) divided by ${n}. ` +
+      'System calls and the kernel are not counted. Under callgrind the proxy is many times slower, so it reads more ' +
+      'commands per event than at full speed, and ringside runs with SLOWLOG off (every command would pass its 10 ms ' +
+      'threshold): compare builds with this, not with the requests/s tables.',
+    '',
+    table,
+    '',
+  ].join('\n');
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'instructions.md'), text);
+  fs.writeFileSync(path.join(o.out, 'instructions.json'), JSON.stringify({ date: started.toISOString(), requests: n, rows, machine: m }, null, 2) + '\n');
+  process.stdout.write('\n' + text);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fail-over mode (issue 6)
 
 async function failoverMode(o: Options, procs: Procs): Promise<number> {
@@ -701,7 +800,9 @@ async function main(): Promise<void> {
           ? await memoryMode(o, procs)
           : o.mode === 'failover'
             ? await failoverMode(o, procs)
-            : await benchMode(o, procs);
+            : o.mode === 'instructions'
+              ? await instructionsMode(o, procs)
+              : await benchMode(o, procs);
   } catch (e) {
     if (!procs.shuttingDown) say(`bench: ${(e as Error).stack ?? e}`);
     code = 1;

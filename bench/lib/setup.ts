@@ -43,7 +43,7 @@ export async function startRedis(procs: Procs, name: string, extraArgs: string[]
 }
 
 /** nutcracker with two pools over the same three masters: one on TCP, one on a Unix socket. */
-export async function startTwemproxy(procs: Procs, masters: RedisServer[]): Promise<Target> {
+export async function startTwemproxy(procs: Procs, masters: RedisServer[], launcher: string[] = [], readyMs = 15000): Promise<Target> {
   const port = await freePort();
   const statsPort = await freePort();
   const sock = path.join(procs.work, 'twemproxy.sock');
@@ -63,14 +63,16 @@ export async function startTwemproxy(procs: Procs, masters: RedisServer[]): Prom
   fs.writeFileSync(confFile, conf);
   const check = await run('nutcracker', ['-t', '-c', confFile], { timeoutMs: 10000 });
   if (check.code !== 0) throw new Error(`nutcracker rejected its configuration:\n${check.stdout}${check.stderr}\n${conf}`);
-  const child = procs.start('twemproxy', 'nutcracker', [
+  const [cmd, ...pre] = [...launcher, 'nutcracker'];
+  const child = procs.start('twemproxy', cmd!, [
+    ...pre,
     '-c', confFile,
     '-s', String(statsPort),
     '-a', '127.0.0.1',
     '-o', path.join(procs.work, 'nutcracker.out'),
   ]);
-  await waitReady({ port }, child, 'twemproxy');
-  await waitReady({ path: sock }, child, 'twemproxy (unix)');
+  await waitReady({ port }, child, 'twemproxy', readyMs);
+  await waitReady({ path: sock }, child, 'twemproxy (unix)', readyMs);
   return { name: 'twemproxy', tcp: { port }, unix: { path: sock }, proc: child };
 }
 
@@ -119,18 +121,20 @@ export async function createCluster(
   }
 }
 
-export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[], name = 'ringside'): Promise<Target> {
+/** `launcher`: a command the process is started under (e.g. valgrind), with `readyMs` to match. */
+export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[], name = 'ringside', launcher: string[] = [], readyMs = 30000): Promise<Target> {
   const port = await freePort();
   const sock = path.join(procs.work, `${name}.sock`);
   const seeds = masters.map((m) => `127.0.0.1:${m.port}`).join(',');
+  const [cmd, ...pre] = [...launcher, process.execPath];
   const child = procs.start(
     name,
-    process.execPath,
-    [RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
+    cmd!,
+    [...pre, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
     { cwd: ROOT },
   );
   try {
-    await waitReady({ port }, child, name, 30000);
+    await waitReady({ port }, child, name, readyMs);
     await waitReady({ path: sock }, child, `${name} (unix)`, 10000);
   } catch (e) {
     throw new Error(`${(e as Error).message}\n--- ${name} log ---\n${procs.tail(child)}`);
