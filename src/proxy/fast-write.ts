@@ -26,7 +26,6 @@ import util from 'node:util';
 interface WriteReq {
   handle: unknown;
   oncomplete: (this: WriteReq, status: number) => void;
-  async: boolean;
   bytes: number;
   buffer: Buffer | null;
   writer: SocketWriter | null;
@@ -69,6 +68,16 @@ export const fastWriteAvailable = binding !== null;
 
 let spare: WriteReq | null = null;
 
+/** The error a failed write destroys the socket with, shaped as Node's own (code, errno, syscall). */
+function writeError(status: number): NodeJS.ErrnoException {
+  const code = util.getSystemErrorName(status);
+  const e: NodeJS.ErrnoException = new Error(`write ${code}`);
+  e.errno = status;
+  e.code = code;
+  e.syscall = 'write';
+  return e;
+}
+
 function onComplete(this: WriteReq, status: number): void {
   const w = this.writer;
   this.writer = null;
@@ -104,23 +113,17 @@ export class SocketWriter {
     spare = null;
     req.handle = h;
     req.oncomplete = onComplete;
-    req.async = false;
     req.bytes = buf.length;
     req.buffer = null;
     req.writer = null;
     const err = h.writeBuffer(req, buf);
     if (err !== 0) {
       // not reused: the handle may have attached it to a write it then gave up
-      const e = new Error(`write ${util.getSystemErrorName(err)}`) as NodeJS.ErrnoException;
-      e.errno = err;
-      e.code = util.getSystemErrorName(err);
-      e.syscall = 'write';
-      this.#socket.destroy(e);
+      this.#socket.destroy(writeError(err));
       return;
     }
     if (binding.streamBaseState[binding.kLastWriteWasAsync]) {
       // left pending in libuv: the request keeps the buffer alive until it completes
-      req.async = true;
       req.buffer = buf;
       req.writer = this;
       this.#inflight += buf.length;
@@ -135,11 +138,7 @@ export class SocketWriter {
     this.#inflight -= bytes;
     if (this.#socket.destroyed) return; // cancelled by destroy(), or after an error already reported
     if (status < 0 && status !== ECANCELED) {
-      const e = new Error(`write ${util.getSystemErrorName(status)}`) as NodeJS.ErrnoException;
-      e.errno = status;
-      e.code = util.getSystemErrorName(status);
-      e.syscall = 'write';
-      this.#socket.destroy(e);
+      this.#socket.destroy(writeError(status));
       return;
     }
     this.#maybeDrained();
