@@ -42,8 +42,10 @@ export class SlowLog {
   /**
    * Oldest first, as a ring: `#start` is the oldest entry's index and `#n` the number kept.
    * Adding is O(1) whatever slowlog-max-len is (a slow node makes every command an entry).
+   * Until the ring is full it is a plain array (`#start` 0, length `#n`); once full, its length
+   * is slowlog-max-len and the newest entry replaces the oldest. Changing max-len rebuilds it.
    */
-  #ring: (SlowEntry | undefined)[] = [];
+  #ring: SlowEntry[] = [];
   #start = 0;
   #n = 0;
 
@@ -103,9 +105,7 @@ export class SlowLog {
       node,
     };
     if (this.#n < this.#maxLen) {
-      const i = (this.#start + this.#n) % this.#maxLen;
-      if (i === this.#ring.length) this.#ring.push(entry);
-      else this.#ring[i] = entry;
+      this.#ring.push(entry);
       this.#n++;
     } else {
       // full: the newest takes the oldest's place
@@ -118,8 +118,8 @@ export class SlowLog {
   /** Up to `count` entries, newest first. */
   #newestFirst(count: number): SlowEntry[] {
     const out: SlowEntry[] = [];
-    const cap = this.#ring.length === 0 ? 1 : Math.max(this.#maxLen, this.#ring.length);
-    for (let k = this.#n - 1; k >= 0 && out.length < count; k--) out.push(this.#ring[(this.#start + k) % cap]!);
+    const ring = this.#ring;
+    for (let k = this.#n - 1; k >= 0 && out.length < count; k--) out.push(ring[(this.#start + k) % ring.length]!);
     return out;
   }
 
