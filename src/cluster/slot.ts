@@ -16,29 +16,41 @@ export const SLOT_COUNT = 1 << SLOT_BITS; // 1024
 const OPEN = 0x7b; // {
 const CLOSE = 0x7d; // }
 
+/*
+ * The tag rule, in one place: the first `{` in the key, then the first `}` after it, with at
+ * least one byte between. Plain loops, as keys are short and a native indexOf costs a call each.
+ */
+
+/** The first `}` after `open` in `key[open + 1, end)`, or `end`. */
+function closeAfter(key: Buffer, open: number, end: number): number {
+  let close = open + 1;
+  while (close < end && key[close] !== CLOSE) close++;
+  return close;
+}
+
+/** The index of the tag's `{` in `key[start, end)`, or -1 when the key has no tag. */
+function tagOpen(key: Buffer, start: number, end: number): number {
+  let open = start;
+  while (open < end && key[open] !== OPEN) open++;
+  if (open === end) return -1;
+  const close = closeAfter(key, open, end);
+  return close < end && close > open + 1 ? open : -1;
+}
+
 /** The bytes of `key[start, end)` that are hashed: the tag's, when there is one. */
 export function hashedRange(key: Buffer, start = 0, end = key.length): [number, number] {
-  const open = key.indexOf(OPEN, start);
-  if (open === -1 || open >= end) return [start, end];
-  const close = key.indexOf(CLOSE, open + 1);
-  if (close === -1 || close >= end || close === open + 1) return [start, end];
-  return [open + 1, close];
+  const open = tagOpen(key, start, end);
+  return open === -1 ? [start, end] : [open + 1, closeAfter(key, open, end)];
 }
 
 /** Slot of the key held in `key[start, end)`. */
 export function slotOfBytes(key: Buffer, start = 0, end = key.length): number {
   let s = start;
   let e = end;
-  // the tag: a plain loop, as keys are short and a native indexOf costs a call each
-  let open = start;
-  while (open < end && key[open] !== OPEN) open++;
-  if (open < end) {
-    let close = open + 1;
-    while (close < end && key[close] !== CLOSE) close++;
-    if (close < end && close > open + 1) {
-      s = open + 1;
-      e = close;
-    }
+  const open = tagOpen(key, start, end);
+  if (open !== -1) {
+    s = open + 1;
+    e = closeAfter(key, open, end);
   }
   return e - s <= MAX_INLINE_KEY ? sha1Top16(key, s, e) >> (16 - SLOT_BITS) : slotViaCrypto(key, s, e);
 }
