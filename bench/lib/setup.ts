@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Child, Endpoint, Procs, freePort, run, waitReady } from './procs';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 
 export const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/bench/lib → repo root
 export const RINGSIDE_BIN = path.join(ROOT, 'bin', 'ringside.js');
@@ -121,7 +122,8 @@ export async function createCluster(
   }
 }
 
-/** `launcher`: a command the process is started under (e.g. valgrind), with `readyMs` to match. */
+/** `launcher`: a command the process is started under (e.g. valgrind), with `readyMs` to match. Node runs with
+ * NODE_FLAGS, as every launcher of the sidecar does (src/cli/node-flags.ts). */
 export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[], name = 'ringside', launcher: string[] = [], readyMs = 30000): Promise<Target> {
   const port = await freePort();
   const sock = path.join(procs.work, `${name}.sock`);
@@ -130,7 +132,7 @@ export async function startRingside(procs: Procs, masters: RedisServer[], extraA
   const child = procs.start(
     name,
     cmd!,
-    [...pre, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
+    [...pre, ...NODE_FLAGS, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
     { cwd: ROOT },
   );
   try {

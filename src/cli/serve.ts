@@ -12,6 +12,7 @@ import { OptionSpec, UsageError, choiceOption, helpText, intOption, listOption, 
 import { Sidecar, SidecarConfig } from '../proxy/sidecar';
 import { isAddress } from '../cluster/config';
 import { setLogLevel, logger } from '../observe/log';
+import { NODE_FLAGS, missingNodeFlags } from './node-flags';
 import { DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_THRESHOLD_USEC } from '../observe/slowlog';
 
 export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
@@ -177,6 +178,13 @@ export async function run(argv: string[]): Promise<number> {
   });
   await sidecar.start();
   started = true;
+  const missing = missingNodeFlags();
+  if (missing.length)
+    logger.warn('node-flags-missing', {
+      missing,
+      effect: 'full garbage collections every few dozen ms under large values or pipelines (src/cli/node-flags.ts)',
+      fix: `run node ${NODE_FLAGS.join(' ')} bin/ringside.js, or bin/ringside.js itself (its #! line has them)`,
+    });
   process.stdout.write(
     `ringside ${sidecar.options.id} listening on ${sidecar.address}${cfg.unixsocket ? ` and ${cfg.unixsocket}` : ''}` +
       (sidecar.metricsUrl ? `; metrics ${sidecar.metricsUrl}/metrics, health ${sidecar.metricsUrl}/readyz` : '') +

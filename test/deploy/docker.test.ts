@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { validate } from 'dockerfile-utils';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 
 const repo = resolve(__dirname, '../../..');
 const dockerfile = readFileSync(join(repo, 'deploy/docker/Dockerfile'), 'utf8');
@@ -110,7 +111,7 @@ t.test('runtime image: non-root user, entrypoint, command, health check', async 
   t.ok(user, 'USER set');
   t.notOk(/^(root|0)(:|$)/.test(user ?? 'root'), `USER ${user} is not root`);
   t.match(user ?? '', /^\d+(:\d+)?$/, 'numeric USER (Kubernetes runAsNonRoot can check it)');
-  t.same(JSON.parse(last('ENTRYPOINT') ?? 'null'), ['node', 'bin/ringside.js']);
+  t.same(JSON.parse(last('ENTRYPOINT') ?? 'null'), ['node', ...NODE_FLAGS, 'bin/ringside.js'], 'node runs with NODE_FLAGS');
   t.same(JSON.parse(last('CMD') ?? 'null'), ['serve']);
   t.equal(last('STOPSIGNAL'), 'SIGTERM');
   const hc = last('HEALTHCHECK') ?? '';

@@ -8,11 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 
 const repo = resolve(__dirname, '../../..');
 const unitDir = join(repo, 'deploy/systemd');
 const ANALYZE = '/usr/bin/systemd-analyze';
-const INSTALLED_EXEC = 'ExecStart=/usr/bin/node /opt/ringside/bin/ringside.js serve';
+const INSTALLED_EXEC = `ExecStart=/usr/bin/node ${NODE_FLAGS.join(' ')} /opt/ringside/bin/ringside.js serve`;
 
 const read = (name: string): string => readFileSync(join(unitDir, name), 'utf8');
 
@@ -61,7 +62,7 @@ function stage(t: Tap, edit: (name: string, text: string) => string = (_n, s) =>
   t.equal(sidecar.split('\n').filter((l) => l === INSTALLED_EXEC).length, 1, 'ringside.service has the documented ExecStart');
   writeFileSync(
     join(dir, 'ringside.service'),
-    edit('ringside.service', sidecar.replace(INSTALLED_EXEC, `ExecStart=${process.execPath} ${join(repo, 'bin/ringside.js')} serve`)),
+    edit('ringside.service', sidecar.replace(INSTALLED_EXEC, `ExecStart=${process.execPath} ${NODE_FLAGS.join(' ')} ${join(repo, 'bin/ringside.js')} serve`)),
   );
   let node = read('redis-node@.service');
   const redis = which('redis-server');
