@@ -50,7 +50,18 @@ export class OutList {
     else {
       out = Buffer.allocUnsafe(this.#bytes);
       let p = 0;
-      for (let i = 0; i < n; i++) p += this.#bufs[i]!.copy(out, p, this.#starts[i], this.#ends[i]);
+      const bufs = this.#bufs;
+      const starts = this.#starts;
+      const ends = this.#ends;
+      for (let i = 0; i < n; i++) {
+        const b = bufs[i]!;
+        const s = starts[i]!;
+        const e = ends[i]!;
+        // replies of a few bytes (+OK, :1, a short bulk) are most ranges: copy() costs about 65 ns
+        // whatever the length, a loop about 1.5 ns a byte (5 bytes: 10 ns against 70)
+        if (e - s <= 32) for (let j = s; j < e; j++) out[p++] = b[j]!;
+        else p += b.copy(out, p, s, e);
+      }
     }
     this.clear();
     return out;
