@@ -1,7 +1,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../../src/embedded/local-cluster';
@@ -72,25 +72,12 @@ function killQuietly(pid: number): void {
   }
 }
 
-/** True when something accepts a TCP connection on 127.0.0.1:`port`. */
-function listening(port: number): Promise<boolean> {
+/**
+ * Connects to 127.0.0.1:`port` and resolves with what `use` decides through `done`, or false on
+ * an error, a close or after 1 s; the socket is destroyed either way.
+ */
+function probe(port: number, use: (sock: Socket, done: (ok: boolean) => void) => void): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = connect({ host: '127.0.0.1', port });
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 1000);
-    sock.on('connect', () => done(true));
-    sock.on('error', () => done(false));
-  });
-}
-
-/** True when the server on `port` answers INFO server as process `pid`. */
-function answersAs(port: number, pid: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    let text = '';
     const sock = connect({ host: '127.0.0.1', port });
     const done = (ok: boolean): void => {
       clearTimeout(timer);
@@ -100,6 +87,17 @@ function answersAs(port: number, pid: number): Promise<boolean> {
     const timer = setTimeout(() => done(false), 1000);
     sock.on('error', () => done(false));
     sock.on('close', () => done(false));
+    use(sock, done);
+  });
+}
+
+/** True when something accepts a TCP connection on 127.0.0.1:`port`. */
+const listening = (port: number): Promise<boolean> => probe(port, (sock, done) => sock.on('connect', () => done(true)));
+
+/** True when the server on `port` answers INFO server as process `pid`. */
+function answersAs(port: number, pid: number): Promise<boolean> {
+  return probe(port, (sock, done) => {
+    let text = '';
     sock.on('connect', () => sock.write('INFO server\r\n'));
     sock.on('data', (d) => {
       text += d.toString('latin1');
