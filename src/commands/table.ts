@@ -187,8 +187,9 @@ export const COMMANDS: Map<string, CommandSpec> = new Map(
 /**
  * Specs bucketed by name length and first letter, so the hot path finds a command by comparing
  * bytes (case-insensitively) instead of building a lower-case string per command. Each entry
- * keeps its name as bytes: comparing with a string's charCodeAt costs a generic property load
- * per call in optimized code (measured under callgrind: 3 per lookup, ~120 instructions each).
+ * keeps its name as bytes for ParsedCommand.argIsBytes: comparing with a string's charCodeAt cost
+ * a generic property load per call in optimized code (callgrind: 3 per lookup, ~120 instructions
+ * each).
  */
 interface ShapeEntry {
   spec: CommandSpec;
@@ -206,21 +207,10 @@ for (const spec of COMMANDS.values()) {
 export function lookup(cmd: ParsedCommand): CommandSpec | undefined {
   const s = cmd.argStart[0]!;
   const len = cmd.argEnd[0]! - s;
-  const buf = cmd.buf;
-  const first = buf[s]!;
+  const first = cmd.buf[s]!;
   const bucket = BY_SHAPE.get((len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first));
   if (bucket === undefined) return undefined;
-  for (let i = 0; i < bucket.length; i++) {
-    const name = bucket[i]!.bytes;
-    // the bucket fixes the length and the first letter; compare the rest, A-Z folded to a-z
-    let j = 1;
-    for (; j < len; j++) {
-      let c = buf[s + j]!;
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
-      if (c !== name[j]) break;
-    }
-    if (j === len) return bucket[i]!.spec;
-  }
+  for (let i = 0; i < bucket.length; i++) if (cmd.argIsBytes(0, bucket[i]!.bytes)) return bucket[i]!.spec;
   return undefined;
 }
 

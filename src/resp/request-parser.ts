@@ -74,6 +74,22 @@ export class ParsedCommand {
     return true;
   }
   /** the command as a RESP multibulk (a view of the input when it came as one) */
+  /**
+   * argIs against the lower-case name as bytes. On the per-command path (the command table's
+   * lookup) this is the one to use: a string's length and charCodeAt cost a generic property
+   * load each in optimized code there (bench/results/profile.md).
+   */
+  argIsBytes(i: number, lower: Uint8Array): boolean {
+    const s = this.argStart[i]!;
+    const len = this.argEnd[i]! - s;
+    if (len !== lower.length) return false;
+    for (let j = 0; j < len; j++) {
+      let c = this.buf[s + j]!;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c !== lower[j]) return false;
+    }
+    return true;
+  }
   toResp(): Buffer {
     if (!this.inline) return this.buf.subarray(this.start, this.end);
     const parts: Buffer[] = [];
