@@ -172,11 +172,8 @@ function build(name: string, raw: RawSpec, parent?: string): CommandSpec {
     handling,
     // always present, so that every spec has one shape (the hot path's loads stay monomorphic)
     reason: reason || undefined,
-    subcommands: raw.subcommands ? new Map() : undefined,
+    subcommands: raw.subcommands ? new Map(Object.entries(raw.subcommands).map(([sub, rs]) => [sub, build(sub, rs, name)])) : undefined,
   };
-  if (raw.subcommands) {
-    for (const [sub, rs] of Object.entries(raw.subcommands)) spec.subcommands!.set(sub, build(sub, rs, name));
-  }
   return spec;
 }
 
