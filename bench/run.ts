@@ -38,6 +38,7 @@ import {
   TARGETS,
   TargetName,
   checkTargets,
+  cpuTables,
   memoryTable,
   ratiosSvg,
   rowsTable,
@@ -352,16 +353,23 @@ async function runGroup(
   const serverCpu = (): number => servers.reduce((s, p) => s + treeCpuSeconds(p), 0);
   let cpu = treeCpuSeconds(t.proc.pid);
   let srv = serverCpu();
+  // the load generator's own CPU (stdbuf execs redis-benchmark: same pid), for the CPU budget
+  let clientPid = 0;
+  let cli = 0;
   let at = process.hrtime.bigint();
   const got: string[] = [];
   const r = await run('stdbuf', ['-oL', 'redis-benchmark', ...args], {
     timeoutMs: 30_000 + (tests * n * 1000) / 1500,
     pidFile: procs.pidFileName,
+    onSpawn: (pid) => {
+      clientPid = pid;
+    },
     onStdoutLine: (line) => {
       const f = csvFields(line);
       if (!f || f[0] === 'test' || f.length < 8) return;
       const cpu1 = treeCpuSeconds(t.proc.pid);
       const srv1 = serverCpu();
+      const cli1 = clientPid ? treeCpuSeconds(clientPid) : 0;
       const at1 = process.hrtime.bigint();
       const test = testName(f[0]!);
       const num = f.slice(1).map(Number);
@@ -381,11 +389,13 @@ async function runGroup(
         maxMs: num[6]!,
         cpuSec: cpu1 - cpu,
         serverCpuSec: t.name === 'direct' ? cpu1 - cpu : srv1 - srv,
+        clientCpuSec: cli1 - cli,
         wallSec: Number(at1 - at) / 1e9,
       });
       got.push(`${test} ${Math.round(num[0]!).toLocaleString('en-US')}`);
       cpu = cpu1;
       srv = srv1;
+      cli = cli1;
       at = at1;
     },
   });
@@ -464,6 +474,17 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
   ];
   if (unixRows.length) md.push('## Unix sockets', '', rowsTable(unixRows), '');
   md.push('## Issue-5 targets', '', targetsTable(checks), '');
+  md.push(
+    '## Where the CPU goes',
+    '',
+    'CPU per request of each process in the run (SET/GET, 3-byte values, TCP; medians over the rounds), and busy cores: ' +
+      'all of it together per second of the test. The load generator, the redis-servers and the proxy share the ' +
+      `machine's ${m.cpus} cores, so at -P 16 the proxy's CPU and the others' add up to the machine: the second table ` +
+      'is what a rate of 2 × twemproxy leaves the proxy per request, at the busy cores of the ringside run.',
+    '',
+    cpuTables(rows, samples),
+    '',
+  );
   if (st.ringsideMissing) md.push(`**ringside not measured:** ${st.ringsideMissing}`, '');
   if (failures.length) {
     md.push('## Failed runs', '');

@@ -209,11 +209,19 @@ export function treeRssKb(pid: number): number {
 export function run(
   cmd: string,
   args: string[],
-  opts: { timeoutMs?: number; cwd?: string; onStdoutLine?: (line: string) => void; pidFile?: string } = {},
+  opts: {
+    timeoutMs?: number;
+    cwd?: string;
+    onStdoutLine?: (line: string) => void;
+    pidFile?: string;
+    /** called once the child exists, with its pid (e.g. to read its CPU counters while it runs) */
+    onSpawn?: (pid: number) => void;
+  } = {},
 ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     const p = spawn(cmd, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     if (opts.pidFile && p.pid !== undefined) fs.appendFileSync(opts.pidFile, `${p.pid}\n`);
+    if (opts.onSpawn && p.pid !== undefined) opts.onSpawn(p.pid);
     let stdout = '';
     let stderr = '';
     let pending = '';

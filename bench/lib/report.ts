@@ -25,6 +25,8 @@ export interface Sample {
   cpuSec: number;
   /** CPU seconds of the redis-server(s) behind it during this test. */
   serverCpuSec: number;
+  /** CPU seconds of redis-benchmark itself during this test (the load generator). */
+  clientCpuSec: number;
   wallSec: number;
 }
 
@@ -153,6 +155,90 @@ export function rowsTable(rows: Row[]): string {
     ];
   });
   return table(header, body, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
+}
+
+/**
+ * Where the machine's CPU goes, per request, for one test and target (medians over rounds): the
+ * load generator, the redis-server(s), the proxy (none for direct), and how many cores all of
+ * them kept busy together ((client + servers + proxy) × requests / wall time).
+ */
+export interface CpuShare {
+  clientUs: number;
+  serversUs: number;
+  proxyUs: number;
+  busyCores: number;
+}
+
+export function cpuShare(samples: Sample[], target: TargetName, key: string): CpuShare | undefined {
+  const mine = samples.filter((s) => s.target === target && rowKey(s) === key && s.requests > 0 && s.wallSec > 0);
+  if (!mine.length) return undefined;
+  const us = (x: number, s: Sample): number => (x / s.requests) * 1e6;
+  return {
+    clientUs: median(mine.map((s) => us(s.clientCpuSec, s))),
+    // for direct, cpuSec is the redis-server's own CPU and there is no proxy
+    serversUs: median(mine.map((s) => us(target === 'direct' ? s.cpuSec : s.serverCpuSec, s))),
+    proxyUs: target === 'direct' ? 0 : median(mine.map((s) => us(s.cpuSec, s))),
+    busyCores: median(mine.map((s) => (s.clientCpuSec + s.serverCpuSec + (target === 'direct' ? 0 : s.cpuSec)) / s.wallSec)),
+  };
+}
+
+/**
+ * The CPU budget of a throughput target: on a machine that the load generator, the servers and
+ * the proxy share, `rps` requests per second at `busyCores` leave `busyCores / rps` of CPU per
+ * request, of which the load generator and the servers take their part whatever the proxy does.
+ * `proxyUs` is what is left for the proxy (negative: not reachable by any proxy), and
+ * `zeroCostRps` the rate a proxy that used no CPU at all would reach at the same busy cores.
+ */
+export function cpuBudget(share: CpuShare, rps: number): { perRequestUs: number; proxyUs: number; zeroCostRps: number } {
+  const perRequestUs = (share.busyCores / rps) * 1e6;
+  const others = share.clientUs + share.serversUs;
+  return { perRequestUs, proxyUs: perRequestUs - others, zeroCostRps: others > 0 ? (share.busyCores / others) * 1e6 : NaN };
+}
+
+/** CPU per request of every process in the run, for the SET/GET rows, and the -P16 target's budget. */
+export function cpuTables(rows: Row[], samples: Sample[]): string {
+  const picked = rows.filter((r) => r.transport === 'tcp' && r.dataSize === 3 && (r.test === 'SET' || r.test === 'GET'));
+  const body: string[][] = [];
+  for (const r of picked)
+    for (const t of TARGETS) {
+      const c = cpuShare(samples, t, r.key);
+      if (!c) continue;
+      const all = c.clientUs + c.serversUs + c.proxyUs;
+      body.push([r.key.replace(/^tcp /, ''), t, fmtNum(r.cells[t]?.rps), fmtNum(c.clientUs, 2), fmtNum(c.serversUs, 2), t === 'direct' ? '–' : fmtNum(c.proxyUs, 2), fmtNum(all, 2), fmtNum(c.busyCores, 2)]);
+    }
+  const out = [
+    table(
+      ['test', 'target', 'rps', 'redis-benchmark µs/req', 'redis-server(s) µs/req', 'proxy µs/req', 'all µs/req', 'busy cores'],
+      body,
+      ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+    ),
+  ];
+  const budget: string[][] = [];
+  for (const r of picked.filter((x) => x.pipeline === 16)) {
+    const tw = r.cells.twemproxy?.rps;
+    const rs = cpuShare(samples, 'ringside', r.key);
+    if (!tw || !rs) continue;
+    const b = cpuBudget(rs, 2 * tw);
+    budget.push([
+      r.key.replace(/^tcp /, ''),
+      fmtNum(2 * tw),
+      fmtNum(b.perRequestUs, 2),
+      fmtNum(rs.clientUs + rs.serversUs, 2),
+      fmtNum(b.proxyUs, 2),
+      fmtNum(rs.proxyUs, 2),
+      `${fmtNum(b.zeroCostRps)} (${fmtRatio(ratio(b.zeroCostRps, tw))})`,
+    ]);
+  }
+  if (budget.length)
+    out.push(
+      '',
+      table(
+        ['test', '2 × twemproxy rps', 'CPU µs/req at that rate', 'redis-benchmark + servers µs/req', 'left for the proxy µs/req', 'ringside uses µs/req', 'rate of a proxy costing nothing (× twemproxy)'],
+        budget,
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  return out.join('\n');
 }
 
 export interface TargetCheck {
