@@ -1,19 +1,24 @@
+/** the ring of every Fifo that has not had an item yet: never written (#grow replaces it first) */
+const UNUSED: never[] = [];
+
 /**
  * A FIFO on a ring buffer whose capacity doubles as needed and never shrinks below its initial
  * size, so a queue that empties after every request (the common case without pipelining) neither
- * reallocates nor resets an array length (a slow path in V8) on each use.
+ * reallocates nor resets an array length (a slow path in V8) on each use. The ring is made on
+ * the first push: an idle client connection holds none (bench --memory).
  */
 export class Fifo<T> {
-  #items: (T | undefined)[];
-  #mask: number;
+  #items: (T | undefined)[] = UNUSED;
+  /** capacity - 1; -1 while the ring is not made, so the first push grows it */
+  #mask = -1;
   #head = 0;
   #len = 0;
+  readonly #initial: number;
 
   constructor(capacity = 8) {
     let c = 4;
     while (c < capacity) c *= 2;
-    this.#items = new Array<T | undefined>(c).fill(undefined);
-    this.#mask = c - 1;
+    this.#initial = c;
   }
 
   get length(): number {
@@ -47,11 +52,11 @@ export class Fifo<T> {
   }
   #grow(): void {
     const old = this.#items;
-    const n = old.length;
-    const next = new Array<T | undefined>(n * 2).fill(undefined);
+    const size = old.length === 0 ? this.#initial : old.length * 2;
+    const next = new Array<T | undefined>(size).fill(undefined);
     for (let i = 0; i < this.#len; i++) next[i] = old[(this.#head + i) & this.#mask];
     this.#items = next;
-    this.#mask = n * 2 - 1;
+    this.#mask = size - 1;
     this.#head = 0;
   }
 }

@@ -84,7 +84,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   #tx: TransactionState | null = null;
   #pubsub: PubSubState | null = null;
   /** the client's own connections for blocking commands, by address */
-  #dedicated = new Map<string, NodeConnection>();
+  #dedicated: Map<string, NodeConnection> | null = null;
   readonly #parser: RequestParser;
   readonly #queue = new Fifo<Request>();
   readonly #out = new OutList();
@@ -93,12 +93,16 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   #closeAfterFlush = false;
   #draining = false;
 
-  constructor(socket: net.Socket, ctx: SidecarContext, id: number, listen = true) {
+  /**
+   * `laddr`: the local address when the listener knows it for every connection it accepts;
+   * otherwise the socket is asked.
+   */
+  constructor(socket: net.Socket, ctx: SidecarContext, id: number, listen = true, laddr?: string) {
     this.socket = socket;
     this.ctx = ctx;
     this.id = id;
     this.addr = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${id}`;
-    this.laddr = socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : ctx.options.unixsocket ?? '';
+    this.laddr = laddr ?? (socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : ctx.options.unixsocket ?? '');
     this.#parser = new RequestParser(
       (cmd) => this.#dispatch(cmd),
       (msg) => this.#protocolError(msg),
@@ -242,8 +246,10 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.mode = null;
     this.#tx?.close();
     this.#pubsub?.close();
-    for (const c of this.#dedicated.values()) c.close('closed: the client went away');
-    this.#dedicated.clear();
+    if (this.#dedicated !== null) {
+      for (const c of this.#dedicated.values()) c.close('closed: the client went away');
+      this.#dedicated.clear();
+    }
     this.ctx.sessionClosed(this);
   }
 
@@ -295,7 +301,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   }
 
   #hasBlocked(): boolean {
-    for (const c of this.#dedicated.values()) if (c.inflight > 0) return true;
+    if (this.#dedicated !== null) for (const c of this.#dedicated.values()) if (c.inflight > 0) return true;
     return false;
   }
 
@@ -367,10 +373,11 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
 
   /** The client's own connection to `addr` for blocking commands. */
   dedicatedFor(addr: string): NodeConnection {
-    let c = this.#dedicated.get(addr);
+    const all = (this.#dedicated ??= new Map());
+    let c = all.get(addr);
     if (!c || c.state === 'closed' || c.state === 'down') {
       c = this.ctx.pool.dedicated(addr, this.proto);
-      this.#dedicated.set(addr, c);
+      all.set(addr, c);
     }
     return c;
   }

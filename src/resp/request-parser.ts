@@ -22,9 +22,12 @@ export interface ParseLimits {
 
 export const DEFAULT_LIMITS: ParseLimits = { maxBulkLen: 512 * 1024 * 1024, maxArgs: 1024 * 1024, maxInline: 64 * 1024 };
 
+/** one empty buffer for every ParsedCommand that has not parsed anything yet (never written) */
+const NO_BYTES = Buffer.alloc(0);
+
 export class ParsedCommand {
   /** the buffer that holds the arguments (and, unless inline, the raw command) */
-  buf: Buffer = Buffer.alloc(0);
+  buf: Buffer = NO_BYTES;
   /** raw RESP bytes of the command in `buf`; meaningless when `inline` */
   start = 0;
   end = 0;
@@ -140,7 +143,8 @@ export class RequestParser {
   readonly #limits: ParseLimits;
   readonly #onCommand: (cmd: ParsedCommand) => void;
   readonly #onError: (message: string) => void;
-  readonly #cmd = new ParsedCommand();
+  /** made on the first command: an idle connection does without it (bench --memory) */
+  #cmd: ParsedCommand | null = null;
   #pending: Buffer[] = [];
   #pendingLen = 0;
   /** bytes needed before a new parse attempt can make progress */
@@ -222,7 +226,7 @@ export class RequestParser {
     if (Number.isNaN(argc) || argc > this.#limits.maxArgs) return this.#fail('Protocol error: invalid multibulk length');
     let pos = cr + 2;
     if (argc <= 0) return pos; // empty command: ignored, as Redis does
-    const cmd = this.#cmd;
+    const cmd = (this.#cmd ??= new ParsedCommand());
     cmd.ensure(argc);
     for (let i = 0; i < argc; i++) {
       if (pos >= end) return this.#needMore(start, end, pos + 4);
@@ -269,7 +273,7 @@ export class RequestParser {
     const args = splitInline(buf.toString('latin1', start, lineEnd));
     if (args === null) return this.#fail('Protocol error: unbalanced quotes in request');
     if (args.length === 0) return lf + 1; // empty line: ignored
-    const cmd = this.#cmd;
+    const cmd = (this.#cmd ??= new ParsedCommand());
     cmd.ensure(args.length);
     const joined = Buffer.from(args.join(''), 'latin1');
     let p = 0;

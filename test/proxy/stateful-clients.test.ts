@@ -130,6 +130,24 @@ t.test('CLIENT KILL ID closes another sidecar client (one that is blocked includ
   t.equal(await app.ping(), 'PONG', 'the killer is fine');
 });
 
+t.test('CLIENT LIST shows each client\'s address and the address it reached, and CLIENT KILL ADDR/LADDR match them', async (t) => {
+  const c = sidecarClient(t, sidecar);
+  const id = (await c.client('ID')) as number;
+  const sock = (c as unknown as { stream: { localAddress: string; localPort: number; remoteAddress: string; remotePort: number } }).stream;
+  const addr = `${sock.localAddress}:${sock.localPort}`;
+  const laddr = `${sock.remoteAddress}:${sock.remotePort}`;
+  t.equal(laddr, sidecarAddr(), 'the client reached the sidecar\'s listening address');
+  const line = ((await app.client('LIST')) as string).split('\n').find((l) => l.startsWith(`id=${id} `));
+  t.ok(line, 'CLIENT LIST has the client');
+  t.match(line!, ` addr=${addr} `, 'addr: the client\'s own end of the connection');
+  t.match(line!, ` laddr=${laddr} `, 'laddr: the sidecar\'s end of it');
+  const ended = new Promise<void>((res) => c.once('end', () => res()));
+  t.equal(await app.call('CLIENT', 'KILL', 'ADDR', addr, 'LADDR', '127.0.0.1:1'), 0, 'another LADDR: nobody');
+  t.equal(await app.call('CLIENT', 'KILL', 'ADDR', addr, 'LADDR', laddr), 1, 'ADDR and LADDR together: that client');
+  await ended;
+  t.equal(await app.ping(), 'PONG', 'the killer is fine');
+});
+
 t.test('CLIENT PAUSE holds other clients\' writes until CLIENT UNPAUSE', async (t) => {
   const key = 'cp:k';
   const writer = sidecarClient(t, sidecar);
