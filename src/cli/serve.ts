@@ -182,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
   if (missing.length)
     logger.warn('node-flags-missing', {
       missing,
-      effect: 'full garbage collections every few dozen ms under large values or pipelines (src/cli/node-flags.ts)',
+      effect: 'without --initial-old-space-size, full garbage collections every few dozen ms under large values or pipelines; without --max-semi-space-size, more memory per connection (src/cli/node-flags.ts)',
       fix: `run node ${NODE_FLAGS.join(' ')} bin/ringside.js, or bin/ringside.js itself (its #! line has them)`,
     });
   process.stdout.write(
