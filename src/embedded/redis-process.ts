@@ -3,10 +3,11 @@
  * the integration tests. No persistence (`--save '' --appendonly no`) unless extra arguments ask
  * for it. Children never outlive this process: an 'exit' handler SIGKILLs any still running, and
  * on Linux the kernel kills them when this process dies without running it (SIGKILL, a crash):
- * see `tiedToParent`.
+ * see `tiedToParent`. The temporary directories such a death leaves are removed by the next
+ * process that starts a server (`sweepStaleDirs`).
  */
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,57 @@ function installExitHook(): void {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Prefix of the temporary directories made for servers started without `dir`. */
+export const DIR_PREFIX = 'ringside-redis-';
+/** File in each such directory that names the process that made it. */
+const OWNER_FILE = 'owner.pid';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, someone else's
+  }
+}
+
+/**
+ * Removes the temporary directories (`ringside-redis-*` under `root`) whose owner process is gone:
+ * what a run that died of SIGKILL left (its 'exit' handler, which removes them, never ran). A
+ * directory is removed only when its owner file names a process that no longer exists; one
+ * without that file (being made right now, or made by an older version) is left alone. Returns
+ * the paths removed.
+ */
+export function sweepStaleDirs(root: string = tmpdir()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = join(root, name);
+    let pid: number;
+    try {
+      pid = Number(readFileSync(join(dir, OWNER_FILE), 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(dir);
+    } catch {
+      /* not ours to remove after all (permissions): leave it */
+    }
+  }
+  return removed;
+}
+
+let swept = false;
+
 /**
  * Asks the server on `port` for PING and INFO server; true when it answers PONG and is the
  * process `pid` (not some other server that took the port first).
@@ -164,10 +216,15 @@ export class RedisProcess {
    */
   static async start(opts: RedisProcessOptions = {}): Promise<RedisProcess> {
     installExitHook();
+    if (!swept) {
+      swept = true;
+      sweepStaleDirs();
+    }
     for (let attempt = 1; ; attempt++) {
       const port = opts.port ?? (await freePort());
       const ownDir = opts.dir === undefined;
-      const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `ringside-redis-${port}-`));
+      const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${port}-`));
+      if (ownDir) writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);
       const p = new RedisProcess(port, dir, ownDir, opts);
       try {
         await p.#spawn();

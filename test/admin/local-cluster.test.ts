@@ -5,7 +5,7 @@ import { Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../../src/embedded/local-cluster';
-import { freePort, tiedToParent } from '../../src/embedded/redis-process';
+import { DIR_PREFIX, RedisProcess, freePort, sweepStaleDirs, tiedToParent } from '../../src/embedded/redis-process';
 
 /** The real binary, as RedisProcess would pick it before this file changes the environment. */
 const REAL_REDIS = process.env.RINGSIDE_REDIS_SERVER ?? 'redis-server';
@@ -235,4 +235,38 @@ t.test('a redis-server started through tiedToParent dies when its parent is SIGK
   await until(`redis-server pid ${pid} to die with its parent`, () => !running(pid), 10_000);
   t.pass('the redis-server is gone (or a zombie awaiting its new parent)');
   t.notOk(await listening(port), `nothing listens on port ${port} any more`);
+});
+
+t.test('the temporary directories of a run that died are removed; those of live processes, and strangers, are not', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'ringside-sweep-test-'));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  // a pid that surely belonged to a process that has exited
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise<void>((r) => child.once('exit', () => r()));
+  const deadPid = child.pid!;
+  const make = (prefix: string, owner?: number): string => {
+    const dir = mkdtempSync(join(root, prefix));
+    if (owner !== undefined) writeFileSync(join(dir, 'owner.pid'), `${owner}\n`);
+    writeFileSync(join(dir, 'redis.log'), 'log\n');
+    return dir;
+  };
+  const stale = make(`${DIR_PREFIX}1-`, deadPid);
+  const mine = make(`${DIR_PREFIX}2-`, process.pid);
+  const parents = make(`${DIR_PREFIX}3-`, process.ppid);
+  const noOwner = make(`${DIR_PREFIX}4-`);
+  const other = make('something-else-', deadPid);
+  const removed = sweepStaleDirs(root);
+  t.same(removed, [stale], 'exactly the directory whose owner is gone');
+  t.notOk(existsSync(stale), 'and it is gone');
+  for (const [dir, why] of [[mine, 'owned by this process'], [parents, 'owned by another live process'], [noOwner, 'with no owner file'], [other, 'not ours by name']] as const)
+    t.ok(existsSync(dir), `kept: ${why}`);
+});
+
+t.test('a server started without a directory writes its owner into the one it makes, and removes it when stopped', async (t) => {
+  const p = await RedisProcess.start();
+  t.teardown(() => p.stop({ removeDir: true }));
+  t.equal(readFileSync(join(p.dir, 'owner.pid'), 'utf8').trim(), String(process.pid));
+  t.ok(p.dir.startsWith(join(tmpdir(), DIR_PREFIX)), `under ${tmpdir()}, named ${DIR_PREFIX}*`);
+  await p.stop({ removeDir: true });
+  t.notOk(existsSync(p.dir));
 });
