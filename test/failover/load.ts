@@ -11,7 +11,8 @@ import Redis from 'ioredis';
 import { ClusterConfig, LOG_KEY, SlotTable, masters as mastersOf } from '../../src/cluster/config';
 import { newest, readCopy } from '../../src/cluster/store';
 import { slotOf } from '../../src/cluster/slot';
-import { freePort } from '../../src/embedded/redis-process';
+import { freePort, tiedToParent } from '../../src/embedded/redis-process';
+import { NODE_FLAGS } from '../../src/cli/node-flags';
 import { Sidecar } from '../../src/proxy/sidecar';
 import { parseLogEntry, readMerged } from '../../src/failover/ops';
 import type { Teardown } from '../helpers/cluster';
@@ -58,17 +59,17 @@ export async function inProcessSidecar(t: Teardown, c: Cluster, name: string, ov
   return { name, port: s.options.port, sidecar: s };
 }
 
-/** `node bin/ringside.js serve ...` as a child process, stopped (SIGTERM, then SIGKILL) at teardown. */
+/**
+ * `node <flags> bin/ringside.js serve ...` as a child process, stopped (SIGTERM, then SIGKILL) at
+ * teardown, and killed by the kernel if this test process dies first (tiedToParent, on Linux).
+ */
 export async function childSidecar(t: Teardown, c: Cluster, name: string, args: string[] = []): Promise<SidecarHandle> {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      BIN, 'serve', '--seeds', c.seeds, '--port', String(port), '--metrics-port', 'off', '--id', `sc-${name}`, '--log-level', 'warn',
-      '--check-ms', String(c.config.timing.checkMs), '--lease-ms', String(c.config.timing.leaseMs), ...args,
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const [command, argv] = tiedToParent(process.execPath, [
+    ...NODE_FLAGS, BIN, 'serve', '--seeds', c.seeds, '--port', String(port), '--metrics-port', 'off', '--id', `sc-${name}`, '--log-level', 'warn',
+    '--check-ms', String(c.config.timing.checkMs), '--lease-ms', String(c.config.timing.leaseMs), ...args,
+  ]);
+  const child = spawn(command, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
