@@ -24,6 +24,8 @@ export const DEFAULT_LIMITS: ParseLimits = { maxBulkLen: 512 * 1024 * 1024, maxA
 
 /** one empty buffer for every ParsedCommand that has not parsed anything yet (never written) */
 const NO_BYTES = Buffer.alloc(0);
+/** argIs's keywords as bytes, by keyword (a fixed set: the literals its callers pass) */
+const KEYWORDS = new Map<string, Uint8Array>();
 
 export class ParsedCommand {
   /** the buffer that holds the arguments (and, unless inline, the raw command) */
@@ -64,21 +66,17 @@ export class ParsedCommand {
   argInt(i: number): number {
     return parseDecimal(this.buf, this.argStart[i]!, this.argEnd[i]!);
   }
-  /** true when argument i equals `lower` ignoring ASCII case */
-  argIs(i: number, lower: string): boolean {
-    const s = this.argStart[i]!;
-    const len = this.argEnd[i]! - s;
-    if (len !== lower.length) return false;
-    for (let j = 0; j < len; j++) {
-      let c = this.buf[s + j]!;
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20; // A-Z only: '_' and others compare as they are
-      if (c !== lower.charCodeAt(j)) return false;
-    }
-    return true;
-  }
-  /** the command as a RESP multibulk (a view of the input when it came as one) */
   /**
-   * argIs against the lower-case name as bytes. On the per-command path (the command table's
+   * true when argument i equals `lower` ignoring ASCII case. `lower` is a literal keyword
+   * ('store', 'streams', ...): its bytes are made once and kept (see argIsBytes).
+   */
+  argIs(i: number, lower: string): boolean {
+    let bytes = KEYWORDS.get(lower);
+    if (bytes === undefined) KEYWORDS.set(lower, (bytes = Buffer.from(lower, 'latin1')));
+    return this.argIsBytes(i, bytes);
+  }
+  /**
+   * argIs against the lower-case keyword as bytes. On the per-command path (the command table's
    * lookup) this is the one to use: a string's length and charCodeAt cost a generic property
    * load each in optimized code there (bench/results/profile.md).
    */
@@ -88,11 +86,12 @@ export class ParsedCommand {
     if (len !== lower.length) return false;
     for (let j = 0; j < len; j++) {
       let c = this.buf[s + j]!;
-      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20; // A-Z only: '_' and others compare as they are
       if (c !== lower[j]) return false;
     }
     return true;
   }
+  /** the command as a RESP multibulk (a view of the input when it came as one) */
   toResp(): Buffer {
     if (!this.inline) return this.buf.subarray(this.start, this.end);
     const parts: Buffer[] = [];
