@@ -9,7 +9,7 @@
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface RedisProcessOptions {
@@ -108,7 +108,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** Prefix of the temporary directories made for servers started without `dir`. */
 export const DIR_PREFIX = 'ringside-redis-';
-/** File in each such directory that names the process that made it. */
+/**
+ * File in each such directory that names the process that made it: "<pid> <hostname>". The host
+ * name keeps a sweep from judging by pid a directory made in another PID namespace (a container
+ * sharing this /tmp), where that pid means nothing here.
+ */
 const OWNER_FILE = 'owner.pid';
 
 function alive(pid: number): boolean {
@@ -123,9 +127,9 @@ function alive(pid: number): boolean {
 /**
  * Removes the temporary directories (`ringside-redis-*` under `root`) whose owner process is gone:
  * what a run that died of SIGKILL left (its 'exit' handler, which removes them, never ran). A
- * directory is removed only when its owner file names a process that no longer exists; one
- * without that file (being made right now, or made by an older version) is left alone. Returns
- * the paths removed.
+ * directory is removed only when its owner file names this host and a process that no longer
+ * exists; one without that file (being made right now, or made by an older version) or made on
+ * another host is left alone. Returns the paths removed.
  */
 export function sweepStaleDirs(root: string = tmpdir()): string[] {
   const removed: string[] = [];
@@ -138,13 +142,14 @@ export function sweepStaleDirs(root: string = tmpdir()): string[] {
   for (const name of names) {
     if (!name.startsWith(DIR_PREFIX)) continue;
     const dir = join(root, name);
-    let pid: number;
+    let owner: string[];
     try {
-      pid = Number(readFileSync(join(dir, OWNER_FILE), 'utf8').trim());
+      owner = readFileSync(join(dir, OWNER_FILE), 'utf8').trim().split(' ');
     } catch {
       continue;
     }
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    const pid = Number(owner[0]);
+    if (owner[1] !== hostname() || !Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
     try {
       rmSync(dir, { recursive: true, force: true });
       removed.push(dir);
@@ -224,7 +229,7 @@ export class RedisProcess {
       const port = opts.port ?? (await freePort());
       const ownDir = opts.dir === undefined;
       const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${port}-`));
-      if (ownDir) writeFileSync(join(dir, OWNER_FILE), `${process.pid}\n`);
+      if (ownDir) writeFileSync(join(dir, OWNER_FILE), `${process.pid} ${hostname()}\n`);
       const p = new RedisProcess(port, dir, ownDir, opts);
       try {
         await p.#spawn();

@@ -2,7 +2,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Socket, connect } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../../src/embedded/local-cluster';
 import { DIR_PREFIX, RedisProcess, freePort, sweepStaleDirs, tiedToParent } from '../../src/embedded/redis-process';
@@ -244,9 +244,9 @@ t.test('the temporary directories of a run that died are removed; those of live 
   const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
   await new Promise<void>((r) => child.once('exit', () => r()));
   const deadPid = child.pid!;
-  const make = (prefix: string, owner?: number): string => {
+  const make = (prefix: string, owner?: number, host = hostname()): string => {
     const dir = mkdtempSync(join(root, prefix));
-    if (owner !== undefined) writeFileSync(join(dir, 'owner.pid'), `${owner}\n`);
+    if (owner !== undefined) writeFileSync(join(dir, 'owner.pid'), `${owner} ${host}\n`);
     writeFileSync(join(dir, 'redis.log'), 'log\n');
     return dir;
   };
@@ -255,17 +255,18 @@ t.test('the temporary directories of a run that died are removed; those of live 
   const parents = make(`${DIR_PREFIX}3-`, process.ppid);
   const noOwner = make(`${DIR_PREFIX}4-`);
   const other = make('something-else-', deadPid);
+  const elsewhere = make(`${DIR_PREFIX}5-`, deadPid, `not-${hostname()}`);
   const removed = sweepStaleDirs(root);
   t.same(removed, [stale], 'exactly the directory whose owner is gone');
   t.notOk(existsSync(stale), 'and it is gone');
-  for (const [dir, why] of [[mine, 'owned by this process'], [parents, 'owned by another live process'], [noOwner, 'with no owner file'], [other, 'not ours by name']] as const)
+  for (const [dir, why] of [[mine, 'owned by this process'], [parents, 'owned by another live process'], [noOwner, 'with no owner file'], [other, 'not ours by name'], [elsewhere, 'made on another host (another PID namespace)']] as const)
     t.ok(existsSync(dir), `kept: ${why}`);
 });
 
 t.test('a server started without a directory writes its owner into the one it makes, and removes it when stopped', async (t) => {
   const p = await RedisProcess.start();
   t.teardown(() => p.stop({ removeDir: true }));
-  t.equal(readFileSync(join(p.dir, 'owner.pid'), 'utf8').trim(), String(process.pid));
+  t.equal(readFileSync(join(p.dir, 'owner.pid'), 'utf8').trim(), `${process.pid} ${hostname()}`);
   t.ok(p.dir.startsWith(join(tmpdir(), DIR_PREFIX)), `under ${tmpdir()}, named ${DIR_PREFIX}*`);
   await p.stop({ removeDir: true });
   t.notOk(existsSync(p.dir));
