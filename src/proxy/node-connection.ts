@@ -5,7 +5,10 @@
  *                                      pending FIFO  ◀──ReplyFramer: one reply per entry── node socket
  *
  * Replies come back in the order the commands were written, so the FIFO head always owns the
- * next reply. When the socket fails or the oldest command outlives `timeoutMs`, every entry in
+ * next reply. Commands are timed per write, not per command: each flush records when it wrote
+ * and how many replies the connection will have received once its last command is answered, so
+ * the clock is read once per write (many commands at a time when pipelined) instead of once per
+ * command. When the socket fails or the oldest unanswered write outlives `timeoutMs`, every entry in
  * the FIFO gets a NodeError naming the node (a command already written may or may not have run),
  * the connection is marked down, and commands sent while it is down fail at once until the retry
  * delay has passed; then the next command reconnects.
@@ -19,6 +22,7 @@ import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
 import { onread } from './fast-read';
 import { SocketWriter } from './fast-write';
+import { enterRead, leaveRead } from './clock';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
@@ -66,7 +70,11 @@ export class NodeConnection implements Flushable {
   #writer: SocketWriter | null = null;
   #state: State = 'idle';
   #pending = new Fifo<Pending>();
-  #sentAt = new Fifo<number>();
+  /** per unanswered write: when it was made, and the reply count (`#answered`) that completes it */
+  #writtenAt = new Fifo<number>();
+  #writtenUpTo = new Fifo<number>();
+  /** replies received (and handed to a pending entry) since the connection was last reset */
+  #answered = 0;
   #out = new OutList();
   #framer: ReplyFramer;
   #retryAt = 0;
@@ -119,7 +127,6 @@ export class NodeConnection implements Flushable {
       if (this.#state !== 'connecting') this.#connect();
     }
     this.#pending.push(p);
-    if (this.#opts.timeoutMs > 0) this.#sentAt.push(Date.now());
     this.#out.add(buf, start, end);
     if (this.#state === 'ready') markDirty(this);
   }
@@ -127,13 +134,16 @@ export class NodeConnection implements Flushable {
   /** Queues several commands whose replies are all handled by `p` (one onReply per reply). */
   sendMany(buf: Buffer, p: Pending, replies: number): void {
     for (let i = 0; i < replies - 1; i++) this.#pending.push(p);
-    if (this.#opts.timeoutMs > 0) for (let i = 0; i < replies - 1; i++) this.#sentAt.push(Date.now());
     this.send(buf, 0, buf.length, p);
   }
 
   flush(): void {
     if (this.#state !== 'ready' || this.#out.empty || !this.#socket) return;
     const n = this.#out.bytes;
+    if (this.#opts.timeoutMs > 0) {
+      this.#writtenAt.push(Date.now());
+      this.#writtenUpTo.push(this.#answered + this.#pending.length);
+    }
     this.#writer!.write(this.#out.take());
     this.#opts.onBytesOut?.(n);
   }
@@ -141,7 +151,7 @@ export class NodeConnection implements Flushable {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
-    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#framer.push(chunk)) });
+    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#onChunk(chunk)) });
     this.#socket = sock;
     this.#writer = new SocketWriter(sock);
     this.#framer.reset();
@@ -188,8 +198,18 @@ export class NodeConnection implements Flushable {
     }
   }
 
+  /** A chunk of replies: the commands it completes take its arrival as their reply time. */
+  #onChunk(chunk: Buffer): void {
+    const prev = enterRead(performance.now());
+    try {
+      this.#framer.push(chunk);
+    } finally {
+      leaveRead(prev);
+    }
+  }
+
   #checkTimeout(): void {
-    const t = this.#sentAt.peek();
+    const t = this.#writtenAt.peek();
     if (t !== undefined && this.#state === 'ready' && Date.now() - t > this.#opts.timeoutMs)
       this.#fail('timeout', `ERR ringside: ${this.label} did not answer within ${this.#opts.timeoutMs} ms; the command may or may not have run`);
   }
@@ -200,8 +220,14 @@ export class NodeConnection implements Flushable {
       return;
     }
     const p = this.#pending.shift();
-    if (this.#opts.timeoutMs > 0) this.#sentAt.shift();
-    if (p) p.onReply(buf, s, e, type);
+    if (p === undefined) return;
+    const answered = ++this.#answered;
+    // the oldest write is answered with its last command's reply
+    if (this.#writtenUpTo.peek() === answered) {
+      this.#writtenUpTo.shift();
+      this.#writtenAt.shift();
+    }
+    p.onReply(buf, s, e, type);
   }
 
   #fail(kind: NodeError['kind'], message: string): void {
@@ -213,7 +239,9 @@ export class NodeConnection implements Flushable {
     this.#state = this.#state === 'closed' ? 'closed' : 'down';
     this.#retryAt = Date.now() + this.#opts.retryDelayMs;
     this.#out.clear();
-    this.#sentAt.drain();
+    this.#writtenAt.drain();
+    this.#writtenUpTo.drain();
+    this.#answered = 0;
     const failed = this.#pending.drain();
     this.#framer.reset();
     for (const p of failed) p.onError(err);

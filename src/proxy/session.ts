@@ -17,6 +17,7 @@ import { Fifo } from './fifo';
 import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
 import { SocketWriter } from './fast-write';
+import { enterRead, leaveRead, readTime } from './clock';
 import { ParsedCommand, RequestParser, encodeCommand } from '../resp/request-parser';
 import {
   AllOkRequest,
@@ -128,8 +129,12 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.ctx.stats.bytesIn += chunk.length;
     // one clock read per chunk: its commands arrived together and are routed right now
     this.now = this.lastActive = Date.now();
-    this.t0 = performance.now();
-    this.#parser.feed(chunk);
+    const prev = enterRead((this.t0 = performance.now()));
+    try {
+      this.#parser.feed(chunk);
+    } finally {
+      leaveRead(prev);
+    }
     this.#checkPressure();
   }
 
@@ -154,12 +159,12 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     if (req !== this.#queue.peek()) return;
     const stats = this.ctx.stats;
     const slowlog = this.ctx.slowlog;
-    const now = performance.now();
+    const now = readTime();
     let r: Request | undefined;
     while ((r = this.#queue.peek()) !== undefined && r.done) {
       this.#queue.shift();
       if (!this.closed) this.#out.add(r.rbuf!, r.rs, r.re);
-      const sec = (now - r.t0) / 1000;
+      const sec = now > r.t0 ? (now - r.t0) / 1000 : 0;
       const usec = sec * 1e6;
       stats.recordCommand(r.name, r.refused ? 'refused' : r.isError ? 'error' : 'ok', usec);
       stats.family(r.family).observe(sec);
@@ -181,7 +186,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       this.#out.addBuffer(buf);
       markDirty(this);
     } else {
-      const req = new LocalRequest(this, 'push', 'pubsub', performance.now());
+      const req = new LocalRequest(this, 'push', 'pubsub', readTime());
       this.#queue.push(req);
       req.completeWith(buf);
     }
@@ -282,7 +287,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
 
   /** Queues an answer the sidecar makes itself. */
   reply(name: string, buf: Buffer, refused = false, family = 'local'): void {
-    const req = new LocalRequest(this, name, family, performance.now());
+    const req = new LocalRequest(this, name, family, readTime());
     req.refused = refused;
     this.#queue.push(req);
     req.completeWith(buf);
@@ -329,7 +334,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
         const held = this.#held!;
         this.#held = null;
         this.now = Date.now();
-        this.t0 = performance.now();
+        this.t0 = readTime();
         const replay = new RequestParser((c) => this.#dispatch(c), () => undefined, this.ctx.options.limits);
         for (const b of held) replay.feed(b);
         if (this.#held === null && !this.#paused && !this.#closeAfterFlush) this.socket.resume();

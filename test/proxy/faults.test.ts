@@ -229,6 +229,43 @@ async function clusterWithFakeReplica(t: tap.Test, script: string[]) {
   };
 }
 
+t.test('commands written together are timed from that write: a node that answers the first and goes silent fails the rest with a timeout', async (t) => {
+  const fake = await fakeNode(t, ['+OK\r\n', () => undefined]);
+  const downs: string[] = [];
+  const conn = new NodeConnection(fake.address, { timeoutMs: 300, connectTimeoutMs: 1000, retryDelayMs: 0, label: 'node s master (fake)', onDown: (_c, e) => downs.push(e.kind) });
+  t.teardown(() => conn.close());
+  const ps = [new Collect(), new Collect(), new Collect()];
+  const cmd = resp('GET', 'k');
+  ps.forEach((p) => conn.send(cmd, 0, cmd.length, p));
+  await until('all settled', () => ps.every((p) => p.settled === 1));
+  t.same(ps[0]!.replies, ['+OK\r\n'], 'the answered command gets its reply');
+  for (const p of ps.slice(1)) {
+    t.equal(p.errors[0]?.kind, 'timeout');
+    t.match(p.errors[0]?.message ?? '', /^ERR ringside: node s master \(fake\) did not answer within 300 ms/);
+  }
+  t.same(downs, ['timeout'], 'the node is reported down once');
+  t.equal(conn.inflight, 0);
+});
+
+t.test('a node that answers every command, one at a time, is not timed out however long the sequence runs', async (t) => {
+  // each answer comes 50 ms after its command; 30 in a row take well over the 1000 ms timeout
+  const fake = await fakeNode(t, [(s) => void setTimeout(() => s.write('+OK\r\n'), 50)]);
+  const conn = new NodeConnection(fake.address, { timeoutMs: 1000, connectTimeoutMs: 1000, retryDelayMs: 0, label: 'node q master (fake)' });
+  t.teardown(() => conn.close());
+  const cmd = resp('GET', 'k');
+  const started = Date.now();
+  let ok = 0;
+  for (let i = 0; i < 30; i++) {
+    const p = new Collect();
+    conn.send(cmd, 0, cmd.length, p);
+    await until(`reply ${i}`, () => p.settled === 1);
+    if (p.replies[0] === '+OK\r\n') ok++;
+    else t.fail(`command ${i}: ${p.errors[0]?.message}`);
+  }
+  t.equal(ok, 30, 'every command answered');
+  t.ok(Date.now() - started > 1000, 'the sequence outlasted the timeout (so the test means something)');
+});
+
 t.test('through the sidecar: a replica that speaks bad RESP gives errors naming it, and nothing else is affected', async (t) => {
   const { x, fake, app, xMaster, xKey, others } = await clusterWithFakeReplica(t, ['!garbage\r\n', '$-1\r\n']);
   t.equal(await app.set(xKey, 'w'), 'OK', 'writes for node X go to its master');

@@ -1,0 +1,28 @@
+/**
+ * One clock reading per socket read, shared by everything that read's bytes complete.
+ *
+ * A reply chunk from a node completes the commands of many clients at once (at -P 16, dozens),
+ * and each completion records its latency. Reading the monotonic clock for each costs about as
+ * much as the rest of the bookkeeping (~55 ns a reading on the machines of bench/results), so
+ * the chunk's handler reads it once, as it starts (`enterRead`), and completions inside take
+ * that reading (`readTime`): the time the reply arrived, which is what the latency means.
+ * Outside a read handler (a timer, a promise continuation) `readTime` reads the clock.
+ */
+let current = -1;
+
+/** Starts a read handler at time `t` (performance.now()); returns what `leaveRead` restores. */
+export function enterRead(t: number): number {
+  const prev = current;
+  current = t;
+  return prev;
+}
+
+/** Ends the read handler started by the `enterRead` that returned `prev`. */
+export function leaveRead(prev: number): void {
+  current = prev;
+}
+
+/** performance.now() of the read being handled, or a fresh reading outside one. */
+export function readTime(): number {
+  return current >= 0 ? current : performance.now();
+}
