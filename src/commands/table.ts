@@ -192,12 +192,12 @@ interface ShapeEntry {
   spec: CommandSpec;
   bytes: Uint8Array;
 }
-const BY_SHAPE = new Map<number, ShapeEntry[]>();
+// indexed by (length << 8) | first byte: an array load rather than a Map's hash lookup per command
+const MAX_NAME = Math.max(...[...COMMANDS.keys()].map((n) => n.length));
+const BY_SHAPE: (ShapeEntry[] | null)[] = new Array<ShapeEntry[] | null>((MAX_NAME + 1) << 8).fill(null);
 for (const spec of COMMANDS.values()) {
   const k = (spec.name.length << 8) | spec.name.charCodeAt(0);
-  let b = BY_SHAPE.get(k);
-  if (!b) BY_SHAPE.set(k, (b = []));
-  b.push({ spec, bytes: Buffer.from(spec.name, 'latin1') });
+  (BY_SHAPE[k] ??= []).push({ spec, bytes: Buffer.from(spec.name, 'latin1') });
 }
 
 /** The spec of the command in `cmd`, or undefined when the table does not know it. */
@@ -205,8 +205,9 @@ export function lookup(cmd: ParsedCommand): CommandSpec | undefined {
   const s = cmd.argStart[0]!;
   const len = cmd.argEnd[0]! - s;
   const first = cmd.buf[s]!;
-  const bucket = BY_SHAPE.get((len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first));
-  if (bucket === undefined) return undefined;
+  if (len > MAX_NAME) return undefined;
+  const bucket = BY_SHAPE[(len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first)];
+  if (bucket === null || bucket === undefined) return undefined;
   for (let i = 0; i < bucket.length; i++) if (cmd.argIsBytes(0, bucket[i]!.bytes)) return bucket[i]!.spec;
   return undefined;
 }
