@@ -59,7 +59,7 @@ modes (default: the side-by-side benchmark)
                         machine's load, for comparing builds; → bench/results/instructions.{md,json}
 
 benchmark options
-  --rounds N            rounds of the whole alternating sequence (default 3); medians over rounds
+  --rounds N            rounds of the alternating sequence, test by test (default 5); medians over rounds
   --requests N          -n for each -P 1 test (default 100000)
   --requests-p16 N      -n for each -P 16 test (default 5 × --requests)
   --clients N           -c (default 50)
@@ -112,7 +112,7 @@ function parseArgs(argv: string[]): Options {
     mode: 'bench',
     profiles: parseProfiles(DEFAULT_PROFILES),
     systems: ['ringside', 'sentinel'],
-    rounds: 3,
+    rounds: 0,
     requests: 0,
     requestsP16: 0,
     clients: 50,
@@ -218,6 +218,8 @@ function parseArgs(argv: string[]): Options {
         throw new Error(`unknown option "${a}" (see --help)`);
     }
   }
+  // the side-by-side runs take five: their per-round ratios spread by ±10% on a shared 2-core VM
+  if (!o.rounds) o.rounds = o.mode === 'bench' ? 5 : 3;
   if (!o.requests) o.requests = o.mode === 'quick' ? 20000 : o.mode === 'instructions' ? 40000 : 100000;
   if (!o.requestsP16) o.requestsP16 = 5 * o.requests;
   return o;
@@ -300,13 +302,22 @@ interface Group {
   tests: string;
 }
 
+/**
+ * One group per test (one redis-benchmark invocation each), so that the three targets run the
+ * same test back to back: the measurements a ratio compares are a second or two apart, not the
+ * length of a whole list of tests. On a shared 2-core machine the rate drifts by 10-20% over
+ * tens of seconds; the closer the compared runs, the less of that drift lands in a ratio.
+ */
 function groups(o: Options): Group[] {
   const g: Group[] = [];
+  const each = (transport: Group['transport'], pipeline: number, dataSize: number, tests: string[]): void => {
+    for (const t of tests) g.push({ transport, pipeline, dataSize, tests: t });
+  };
   for (const p of [1, 16]) {
-    g.push({ transport: 'tcp', pipeline: p, dataSize: 3, tests: 'set,get,lrange_100' });
-    g.push({ transport: 'tcp', pipeline: p, dataSize: 1024, tests: 'set,get' });
+    each('tcp', p, 3, ['set', 'get', 'lrange_100']);
+    each('tcp', p, 1024, ['set', 'get']);
   }
-  if (o.unix) for (const p of [1, 16]) g.push({ transport: 'unix', pipeline: p, dataSize: 3, tests: 'set,get' });
+  if (o.unix) for (const p of [1, 16]) each('unix', p, 3, ['set', 'get']);
   return g;
 }
 
@@ -464,7 +475,7 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
       `${load1.map((x) => x.toFixed(2)).join(' ')} at end · ${m.redis.replace(/ sha=.*/, '')} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
     '',
     `redis-benchmark -c ${o.clients} -r ${o.keyspace}, -n ${o.requests} at -P 1 and ${o.requestsP16} at -P 16; ` +
-      `${o.rounds} rounds alternating direct → twemproxy → ringside; each figure is the median over the rounds. ` +
+      `${o.rounds} rounds, each running every test against direct, then twemproxy, then ringside, before the next test; each figure is the median over the rounds. ` +
       `rps = requests per second; p50/p99 in ms; CPU s/Mreq = CPU seconds (user+system) of the proxy process per million requests.`,
     '',
     '## TCP (127.0.0.1)',
