@@ -55,6 +55,11 @@ export interface Row {
   dataSize: number;
   test: string;
   cells: Partial<Record<TargetName, Cell>>;
+  /**
+   * ringside rps / twemproxy rps of each round in which both ran, in round order: how far the
+   * machine moved the ratio whose median the table shows.
+   */
+  rsTwByRound: number[];
 }
 
 export function median(xs: number[]): number {
@@ -75,7 +80,7 @@ export function summarize(samples: Sample[]): Row[] {
   for (const s of samples) {
     const key = rowKey(s);
     if (!rows.has(key))
-      rows.set(key, { key, transport: s.transport, pipeline: s.pipeline, dataSize: s.dataSize, test: s.test, cells: {} });
+      rows.set(key, { key, transport: s.transport, pipeline: s.pipeline, dataSize: s.dataSize, test: s.test, cells: {}, rsTwByRound: [] });
   }
   for (const row of rows.values()) {
     for (const t of TARGETS) {
@@ -89,6 +94,11 @@ export function summarize(samples: Sample[]): Row[] {
         rounds: mine.length,
       };
     }
+    const tw = new Map(samples.filter((s) => s.target === 'twemproxy' && rowKey(s) === row.key).map((s) => [s.round, s.rps]));
+    row.rsTwByRound = samples
+      .filter((s) => s.target === 'ringside' && rowKey(s) === row.key && (tw.get(s.round) ?? 0) > 0)
+      .sort((a, b) => a.round - b.round)
+      .map((s) => s.rps / tw.get(s.round)!);
   }
   return [...rows.values()].sort(
     (a, b) =>
@@ -131,6 +141,7 @@ export function rowsTable(rows: Row[]): string {
     'twemproxy rps',
     'ringside rps',
     'rs/tw',
+    'rs/tw per round',
     'rs/direct',
     'tw/direct',
     'p50 ms d / tw / rs',
@@ -146,6 +157,7 @@ export function rowsTable(rows: Row[]): string {
       fmtNum(tw?.rps),
       fmtNum(rs?.rps),
       fmtRatio(ratio(rs?.rps, tw?.rps)),
+      r.rsTwByRound.length ? `${Math.min(...r.rsTwByRound).toFixed(2)}–${Math.max(...r.rsTwByRound).toFixed(2)}` : '–',
       fmtRatio(ratio(rs?.rps, d?.rps)),
       fmtRatio(ratio(tw?.rps, d?.rps)),
       `${fmtMs(d?.p50Ms)} / ${fmtMs(tw?.p50Ms)} / ${fmtMs(rs?.p50Ms)}`,
@@ -154,7 +166,7 @@ export function rowsTable(rows: Row[]): string {
       fmtRatio(ratio(rs?.cpuPerM, tw?.cpuPerM)),
     ];
   });
-  return table(header, body, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
+  return table(header, body, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r']);
 }
 
 /**

@@ -3,7 +3,7 @@
  * samples, and what a throughput target leaves the proxy when all of them share the machine.
  */
 import t from 'tap';
-import { Sample, cpuBudget, cpuShare, cpuTables, rowKey, summarize } from '../../bench/lib/report';
+import { Sample, cpuBudget, cpuShare, cpuTables, rowKey, rowsTable, summarize } from '../../bench/lib/report';
 
 function sample(over: Partial<Sample>): Sample {
   return {
@@ -83,4 +83,22 @@ t.test('cpuTables prints every target of the SET/GET rows and the -P16 budget ag
   // budget: 1.8 busy cores / 580 000 rps = 3.10 µs, minus 2.5 → 0.60 µs; zero-cost 720 000 (2.48×)
   t.match(text, /SET 3B -P16 \| +580,000 \| +3\.10 \| +2\.50 \| +0\.60 \| +2\.00 \| +720,000 \(2\.48×\) \|/);
   t.notMatch(text, /-P1 +\| +120,000/, 'no budget line for -P1 (2 × its 60 000 rps)');
+});
+
+t.test("the rows carry ringside/twemproxy per round, paired by round, and the table shows their range", async (t) => {
+  const xs = [
+    sample({ round: 1, target: 'twemproxy', rps: 100 }),
+    sample({ round: 1, target: 'ringside', rps: 90 }),
+    sample({ round: 2, target: 'ringside', rps: 130 }),
+    sample({ round: 2, target: 'twemproxy', rps: 100 }),
+    sample({ round: 3, target: 'ringside', rps: 500 }), // twemproxy missing in round 3: not paired
+    sample({ round: 1, target: 'twemproxy', test: 'GET', rps: 1 }), // another test
+  ];
+  const rows = summarize(xs);
+  const set = rows.find((r) => r.test === 'SET')!;
+  t.same(set.rsTwByRound, [0.9, 1.3]);
+  t.same(rows.find((r) => r.test === 'GET')!.rsTwByRound, [], 'no ringside run of GET: nothing to pair');
+  const text = rowsTable(rows);
+  t.match(text, /rs\/tw per round/);
+  t.match(text, /\|\s+0\.90–1\.30 \|/);
 });
