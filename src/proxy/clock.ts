@@ -4,9 +4,11 @@
  * A reply chunk from a node completes the commands of many clients at once (at -P 16, dozens),
  * and each completion records its latency. Reading the monotonic clock for each costs about as
  * much as the rest of the bookkeeping (~55 ns a reading on the machines of bench/results), so
- * the chunk's handler reads it once, as it starts (`enterRead`), and completions inside take
- * that reading (`readTime`): the time the reply arrived, which is what the latency means.
- * Outside a read handler (a timer, a promise continuation) `readTime` reads the clock.
+ * every socket read through src/proxy/fast-read.ts reads it once, before its handler runs
+ * (`enterRead`), and what the handler does takes that reading (`readTime`): a command's arrival
+ * on a client's read, a reply's on a node's, which is what the latency means. Outside a read
+ * handler (a timer, a promise continuation, a socket reading through 'data') `readTime` reads
+ * the clock.
  */
 let current = -1;
 

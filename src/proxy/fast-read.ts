@@ -17,13 +17,18 @@
  * as it is, with 'data' events: slower, the same behaviour.
  */
 import net from 'node:net';
+import { enterRead, leaveRead } from './clock';
 
 const READ_SIZE = 64 * 1024;
 const shared = Buffer.allocUnsafeSlow(READ_SIZE);
 
 export type ChunkHandler = (chunk: Buffer) => void;
 
-/** The `onread` option for net.connect / new net.Socket: `onChunk` gets a copy it may keep. */
+/**
+ * The `onread` option for net.connect / new net.Socket: `onChunk` gets a copy it may keep. The
+ * clock is read once per read, as it arrives: what `onChunk` completes takes that time
+ * (src/proxy/clock.ts).
+ */
 export function onread(onChunk: ChunkHandler): net.OnReadOpts {
   return {
     buffer: shared,
@@ -32,7 +37,12 @@ export function onread(onChunk: ChunkHandler): net.OnReadOpts {
       // a command or a reply at a time is a few dozen bytes: a loop is cheaper than copy()'s checks
       if (n <= 64) for (let i = 0; i < n; i++) chunk[i] = shared[i]!;
       else shared.copy(chunk, 0, 0, n);
-      onChunk(chunk);
+      const prev = enterRead(performance.now());
+      try {
+        onChunk(chunk);
+      } finally {
+        leaveRead(prev);
+      }
       return true;
     },
   };

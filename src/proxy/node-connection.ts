@@ -22,7 +22,6 @@ import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
 import { onread } from './fast-read';
 import { SocketWriter } from './fast-write';
-import { enterRead, leaveRead } from './clock';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
@@ -151,7 +150,7 @@ export class NodeConnection implements Flushable {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
-    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#onChunk(chunk)) });
+    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#framer.push(chunk)) });
     this.#socket = sock;
     this.#writer = new SocketWriter(sock);
     this.#framer.reset();
@@ -195,16 +194,6 @@ export class NodeConnection implements Flushable {
     if (this.#opts.timeoutMs > 0 && !this.#timer) {
       this.#timer = setInterval(() => this.#checkTimeout(), Math.max(50, Math.min(1000, this.#opts.timeoutMs / 4)));
       this.#timer.unref();
-    }
-  }
-
-  /** A chunk of replies: the commands it completes take its arrival as their reply time. */
-  #onChunk(chunk: Buffer): void {
-    const prev = enterRead(performance.now());
-    try {
-      this.#framer.push(chunk);
-    } finally {
-      leaveRead(prev);
     }
   }
 

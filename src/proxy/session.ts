@@ -17,7 +17,7 @@ import { Fifo } from './fifo';
 import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
 import { SocketWriter } from './fast-write';
-import { enterRead, leaveRead, readTime } from './clock';
+import { readTime } from './clock';
 import { ParsedCommand, RequestParser, encodeCommand } from '../resp/request-parser';
 import {
   AllOkRequest,
@@ -127,14 +127,11 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   /** Bytes from the client (a chunk the session may keep). */
   onChunk(chunk: Buffer): void {
     this.ctx.stats.bytesIn += chunk.length;
-    // one clock read per chunk: its commands arrived together and are routed right now
+    // the chunk's commands arrived together and are routed right now: one arrival time for all
+    // (the read's, src/proxy/clock.ts; a fresh reading when the socket reads through 'data')
     this.now = this.lastActive = Date.now();
-    const prev = enterRead((this.t0 = performance.now()));
-    try {
-      this.#parser.feed(chunk);
-    } finally {
-      leaveRead(prev);
-    }
+    this.t0 = readTime();
+    this.#parser.feed(chunk);
     this.#checkPressure();
   }
 
