@@ -27,7 +27,7 @@ interface WriteReq {
   handle: unknown;
   oncomplete: (this: WriteReq, status: number) => void;
   bytes: number;
-  buffer: Buffer | null;
+  buffer: Uint8Array | null;
   writer: SocketWriter | null;
 }
 
@@ -38,7 +38,7 @@ interface StreamWrapBinding {
 }
 
 interface StreamHandle {
-  writeBuffer(req: WriteReq, buf: Buffer): number;
+  writeBuffer(req: WriteReq, buf: Uint8Array): number;
 }
 
 interface SocketInternals {
@@ -102,7 +102,7 @@ export class SocketWriter {
     return this.#inflight + this.#socket.writableLength;
   }
 
-  write(buf: Buffer): void {
+  write(buf: Uint8Array): void {
     const s = this.#socket as unknown as SocketInternals;
     const h = s._handle;
     if (binding === null || h === null || s.connecting || s.destroyed || s.writableEnded || s.writableLength !== 0) {

@@ -7,6 +7,9 @@ import t from 'tap';
 import { Fifo } from '../../src/proxy/fifo';
 import { OutList } from '../../src/proxy/out-list';
 
+/** The bytes of a take() as a latin1 string (take returns a Uint8Array, a Buffer or a view). */
+const text = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.length).toString('latin1');
+
 function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -45,11 +48,9 @@ t.test('an OutList writes the ranges it was given, in order, and merges adjacent
   const b = Buffer.from('abcdefghij');
   const o = new OutList();
   o.add(a, 0, 3);
-  o.add(a, 3, 5); // adjacent: merged into one range, so take() is a view
-  t.equal(o.bytes, 5);
-  const view = o.take();
-  t.equal(view.toString(), '01234');
-  t.equal(view.buffer, a.buffer, 'one range is handed over as a view, not a copy');
+  o.add(a, 3, 10); // adjacent: merged into one range, the whole buffer
+  t.equal(o.bytes, 10);
+  t.equal(o.take(), a, 'merged into one range that is the whole buffer: handed over as it is');
   t.ok(o.empty);
   const r = rng(3);
   for (let round = 0; round < 50; round++) {
@@ -62,7 +63,7 @@ t.test('an OutList writes the ranges it was given, in order, and merges adjacent
       o.add(src, s, e);
       want += src.toString('latin1', s, e);
     }
-    t.equal(o.take().toString('latin1'), want, `round ${round}: the bytes, in order`);
+    t.equal(text(o.take()), want, `round ${round}: the bytes, in order`);
     t.ok(o.empty);
   }
   o.add(a, 0, 10);
@@ -87,7 +88,26 @@ t.test('an OutList copies short and long ranges alike (a byte loop up to 32 byte
       o.add(src, s, s + len);
       want += src.toString('latin1', s, s + len);
     }
-    if (o.take().toString('latin1') !== want) bad++;
+    if (text(o.take()) !== want) bad++;
   }
   t.equal(bad, 0, 'every take is the ranges in order, whatever their lengths');
+});
+
+t.test('an OutList hands one range over without copying it, unless it is short', async (t) => {
+  const long = Buffer.from('x'.repeat(40) + '0123456789'.repeat(10) + 'y'.repeat(40), 'latin1');
+  const o = new OutList();
+  o.add(long, 0, long.length);
+  t.equal(o.take(), long, 'a whole buffer is written as it is');
+  o.add(long, 40, 140);
+  const v = o.take();
+  t.equal(text(v), '0123456789'.repeat(10));
+  t.equal(v.buffer, long.buffer, 'a long part of one is a view of the same memory');
+  t.equal(v.byteOffset, long.byteOffset + 40);
+  o.add(long, 40, 72);
+  const c = o.take();
+  t.equal(text(c), long.toString('latin1', 40, 72));
+  t.not(c.buffer === long.buffer && c.byteOffset === long.byteOffset + 40, true, 'a short part (32 bytes) is copied');
+  long[40] = 0x21;
+  t.equal(c[0], 0x30, 'the copy does not change with the source');
+  t.ok(o.empty);
 });
