@@ -10,6 +10,15 @@
  * handler (a timer, a promise continuation, a socket reading through 'data') `readTime` reads
  * the clock.
  */
+import { performance as perf } from 'node:perf_hooks';
+
+// the global `performance` is a getter on the global object, called on every use; the module's
+// export is a plain property
+const perfNow = (): number => perf.now();
+
+/** A fresh reading of the clock the latencies are measured on (performance.now()). */
+export const clockNow = perfNow;
+
 let current = -1;
 
 /** Starts a read handler at time `t` (performance.now()); returns what `leaveRead` restores. */
@@ -26,5 +35,5 @@ export function leaveRead(prev: number): void {
 
 /** performance.now() of the read being handled, or a fresh reading outside one. */
 export function readTime(): number {
-  return current >= 0 ? current : performance.now();
+  return current >= 0 ? current : perfNow();
 }

@@ -17,10 +17,12 @@
  * as it is, with 'data' events: slower, the same behaviour.
  */
 import net from 'node:net';
-import { enterRead, leaveRead } from './clock';
+import { enterRead, leaveRead, clockNow } from './clock';
 
 const READ_SIZE = 64 * 1024;
 const shared = Buffer.allocUnsafeSlow(READ_SIZE);
+// `Buffer` is a getter on the global object (as is `performance`): looked up once, not per read
+const allocUnsafe = Buffer.allocUnsafe;
 
 export type ChunkHandler = (chunk: Buffer) => void;
 
@@ -33,11 +35,11 @@ export function onread(onChunk: ChunkHandler): net.OnReadOpts {
   return {
     buffer: shared,
     callback: (n: number): boolean => {
-      const chunk = Buffer.allocUnsafe(n);
+      const chunk = allocUnsafe(n);
       // a command or a reply at a time is a few dozen bytes: a loop is cheaper than copy()'s checks
       if (n <= 64) for (let i = 0; i < n; i++) chunk[i] = shared[i]!;
       else shared.copy(chunk, 0, 0, n);
-      const prev = enterRead(performance.now());
+      const prev = enterRead(clockNow());
       try {
         onChunk(chunk);
       } finally {
