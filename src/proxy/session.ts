@@ -527,8 +527,13 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   }
 
   #address(r: Routing, node: number, read: boolean): string {
+    // the master, or a replica by --read-from: apart, so the common case stays small enough to
+    // inline into routeKeyed with everything else it calls
+    return !read || this.ctx.options.readFrom === 'master' ? r.masterOf[node]! : this.#readAddress(r, node);
+  }
+
+  #readAddress(r: Routing, node: number): string {
     const policy = this.ctx.options.readFrom;
-    if (!read || policy === 'master') return r.masterOf[node]!;
     const replicas = r.replicasOf[node]!;
     const pool = this.ctx.pool;
     const up = replicas.filter((a) => !pool.isDown(a));
