@@ -100,7 +100,30 @@ export interface RedirectHandler {
   redirect(req: SimpleRequest, kind: Redirect, target: string | null): void;
 }
 
-export class SimpleRequest extends Request {
+/*
+ * SimpleRequest is the request of nearly every command, made once per command routed, so it is
+ * a base class of its own whose prototype is linked to Request's: it inherits Request's methods
+ * (and `instanceof Request` holds) but is constructed without a super() call. TurboFan (Node 20)
+ * does not inline a derived class's super() call, so `new SimpleRequest` went through the generic
+ * construct stub: ~400 instructions a request by callgrind, 4.5% of the sidecar's at -P 16. It
+ * declares and sets Request's fields itself, to the same initial values; a test compares the two.
+ */
+export interface SimpleRequest extends Pick<Request, 'complete' | 'completeWith' | 'fail' | 'onError' | 'isError'> {}
+export class SimpleRequest implements Pending {
+  // Request's fields (see there)
+  readonly owner: RequestOwner;
+  readonly name: string;
+  readonly family: string;
+  readonly t0: number;
+  done = false;
+  rbuf: Buffer | null = null;
+  rs = 0;
+  re = 0;
+  node = '';
+  nodeLatency: Histogram | null = null;
+  nodes: string[] | null = null;
+  refused = false;
+  // its own
   readonly handler: RedirectHandler;
   /** the command's RESP bytes, kept for a reissue */
   readonly cbuf: Buffer;
@@ -109,7 +132,10 @@ export class SimpleRequest extends Request {
   readonly slot: number;
   redirects = 0;
   constructor(owner: RequestOwner, handler: RedirectHandler, name: string, family: string, t0: number, cbuf: Buffer, cs: number, ce: number, slot: number) {
-    super(owner, name, family, t0);
+    this.owner = owner;
+    this.name = name;
+    this.family = family;
+    this.t0 = t0;
     this.handler = handler;
     this.cbuf = cbuf;
     this.cs = cs;
@@ -133,6 +159,7 @@ export class SimpleRequest extends Request {
     conn.send(this.cbuf, this.cs, this.ce, this);
   }
 }
+Object.setPrototypeOf(SimpleRequest.prototype, Request.prototype);
 
 /** One part of a split or fan-out request. */
 class Fragment implements Pending {
