@@ -88,6 +88,20 @@ function sha1Top16(buf: Buffer, s: number, e: number): number {
   H[3] = 0x10325476;
   H[4] = 0xc3d2e1f0 | 0;
   let o = s;
+  if (words === 16) {
+    // one block (keys up to 55 bytes, nearly all): the words in order, no per-word tests
+    let q = 0;
+    for (; q < full; q++, o += 4) W[q] = (buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!;
+    const r = len & 3;
+    if (r === 0) W[q] = 0x80000000 | 0;
+    else if (r === 1) W[q] = (buf[o]! << 24) | 0x800000;
+    else if (r === 2) W[q] = (buf[o]! << 24) | (buf[o + 1]! << 16) | 0x8000;
+    else W[q] = (buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | 0x80;
+    for (q++; q < 15; q++) W[q] = 0;
+    W[15] = len * 8;
+    compress();
+    return H[0]! >>> 16;
+  }
   for (let q = 0; q < words; q++) {
     let w = 0;
     if (q < full) {
