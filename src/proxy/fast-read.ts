@@ -21,6 +21,10 @@ import { enterRead, leaveRead, clockNow } from './clock';
 
 const READ_SIZE = 64 * 1024;
 const shared = Buffer.allocUnsafeSlow(READ_SIZE);
+// the read bytes of a longer read are copied out through a plain view of `shared`: shared.copy()
+// would make that view itself, asking V8 for `shared.buffer` (a call into C++) on every read
+const sharedAB = shared.buffer;
+const sharedOffset = shared.byteOffset;
 // `Buffer` is a getter on the global object (as is `performance`): looked up once, not per read
 const allocUnsafe = Buffer.allocUnsafe;
 
@@ -36,9 +40,9 @@ export function onread(onChunk: ChunkHandler): net.OnReadOpts {
     buffer: shared,
     callback: (n: number): boolean => {
       const chunk = allocUnsafe(n);
-      // a command or a reply at a time is a few dozen bytes: a loop is cheaper than copy()'s checks
+      // a command or a reply at a time is a few dozen bytes: a loop is cheaper than a view and set()
       if (n <= 64) for (let i = 0; i < n; i++) chunk[i] = shared[i]!;
-      else shared.copy(chunk, 0, 0, n);
+      else chunk.set(new Uint8Array(sharedAB, sharedOffset, n));
       const prev = enterRead(clockNow());
       try {
         onChunk(chunk);
