@@ -207,7 +207,7 @@ export function lookup(cmd: ParsedCommand): CommandSpec | undefined {
   const first = cmd.buf[s]!;
   if (len > MAX_NAME) return undefined;
   const bucket = BY_SHAPE[(len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first)];
-  if (bucket === null || bucket === undefined) return undefined;
+  if (bucket === null) return undefined; // the index is below the array's length: len <= MAX_NAME, a byte
   for (let i = 0; i < bucket.length; i++) if (cmd.argIsBytes(0, bucket[i]!.bytes)) return bucket[i]!.spec;
   return undefined;
 }

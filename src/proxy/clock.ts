@@ -12,12 +12,14 @@
  */
 import { performance as perf } from 'node:perf_hooks';
 
-// the global `performance` is a getter on the global object, called on every use; the module's
-// export is a plain property
-const perfNow = (): number => perf.now();
-
-/** A fresh reading of the clock the latencies are measured on (performance.now()). */
-export const clockNow = perfNow;
+/**
+ * A fresh reading of the clock the latencies are measured on (performance.now()). The global
+ * `performance` is a getter on the global object, called on every use; the module's export is a
+ * plain property.
+ */
+export function clockNow(): number {
+  return perf.now();
+}
 
 let current = -1;
 
@@ -35,5 +37,5 @@ export function leaveRead(prev: number): void {
 
 /** performance.now() of the read being handled, or a fresh reading outside one. */
 export function readTime(): number {
-  return current >= 0 ? current : perfNow();
+  return current >= 0 ? current : clockNow();
 }
