@@ -20,7 +20,7 @@ import { Flushable, markDirty } from './flush';
 import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
-import { onread } from './fast-read';
+import { onread, readDirect } from './fast-read';
 import { SocketWriter } from './fast-write';
 
 export interface Pending {
@@ -150,7 +150,9 @@ export class NodeConnection implements Flushable {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
-    const sock = net.connect({ host, port, noDelay: true, onread: onread((chunk) => this.#framer.push(chunk)) });
+    const readOpts = onread((chunk) => this.#framer.push(chunk));
+    const sock = net.connect({ host, port, noDelay: true, onread: readOpts });
+    readDirect(sock, readOpts);
     this.#socket = sock;
     this.#writer = new SocketWriter(sock);
     this.#framer.reset();

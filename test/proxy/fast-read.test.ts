@@ -2,11 +2,17 @@
  * Accepted sockets moved onto the shared read buffer (src/proxy/fast-read.ts): every byte of every
  * connection arrives once, in order, even when many connections are read in the same turns (each
  * chunk is a copy, not a view of the shared buffer); pause stops reading; the server still counts
- * its connections, so close() completes once they are gone; a half-close is seen.
+ * its connections, so close() completes once they are gone; a half-close is seen. Reads reach the
+ * callback straight from the handle (`readDirect`), and what that path leaves to Node (the end of
+ * the stream, a reset, a socket destroyed between reads) still arrives as Node's events.
  */
 import t from 'tap';
 import net from 'node:net';
-import { adoptClient, onread } from '../../src/proxy/fast-read';
+import { adoptClient, onread, readDirect } from '../../src/proxy/fast-read';
+
+/** The name of the function the socket's handle calls on each read. */
+const handleOnread = (s: net.Socket): string | undefined =>
+  (s as unknown as { _handle: { onread?: { name: string } } | null })._handle?.onread?.name;
 
 function listen(onConn: (raw: net.Socket) => void): Promise<net.Server> {
   return new Promise((resolve) => {
@@ -31,6 +37,7 @@ t.test('many connections read at once each receive exactly their own bytes', asy
       if (Buffer.concat(got.get(id)!).length === 200_000) sock!.end('done');
     }, true);
     t.not(sock, raw, 'the handle moved to a socket that reads through onread');
+    t.equal(handleOnread(sock), 'directOnRead', 'and its handle calls the callback directly');
   });
   const payloads: Buffer[] = [];
   const clients = Array.from({ length: 8 }, (_, i) => {
@@ -96,4 +103,63 @@ t.test('onread hands a connecting socket copies of what it reads', async (t) => 
   t.ok(chunks.length > 1, 'several reads');
   t.ok(all.equals(sent), 'every byte as sent, though later reads reused the read buffer');
   srv.close();
+});
+
+t.test('a directly read socket still sees the end of the stream, a reset, and its own destroy', async (t) => {
+  const sent = Buffer.alloc(100_000, 7);
+  const srv = net.createServer((s) => s.end(sent));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+
+  // the end of the stream, after every byte
+  let n = 0;
+  await new Promise<void>((resolve) => {
+    const opts = onread((b) => (n += b.length));
+    const c = net.connect({ port: portOf(srv), host: '127.0.0.1', onread: opts });
+    t.ok(readDirect(c, opts), 'readDirect took');
+    t.equal(handleOnread(c), 'directOnRead');
+    c.on('end', () => resolve());
+  });
+  t.equal(n, sent.length, 'every byte, then end');
+  srv.close();
+
+  // a reset from the peer destroys the socket with the error, as without readDirect
+  const rst = net.createServer((s) => {
+    s.write('x');
+    setTimeout(() => s.resetAndDestroy(), 50);
+  });
+  await new Promise<void>((r) => rst.listen(0, '127.0.0.1', () => r()));
+  const err = await new Promise<NodeJS.ErrnoException>((resolve) => {
+    const opts = onread(() => undefined);
+    const c = net.connect({ port: portOf(rst), host: '127.0.0.1', onread: opts });
+    readDirect(c, opts);
+    c.on('error', resolve);
+  });
+  t.equal(err.code, 'ECONNRESET', 'the reset arrives as an error');
+  rst.close();
+
+  // destroyed while data keeps coming: the callback is not called again
+  const flood = net.createServer((s) => {
+    const big = Buffer.alloc(1 << 20, 1);
+    const more = () => { while (s.writable && s.write(big)); };
+    s.on('drain', more);
+    s.on('error', () => undefined);
+    more();
+  });
+  await new Promise<void>((r) => flood.listen(0, '127.0.0.1', () => r()));
+  let after = 0;
+  let destroyed = false;
+  await new Promise<void>((resolve) => {
+    const opts = onread(() => {
+      if (destroyed) after++;
+      else {
+        destroyed = true;
+        c.destroy();
+        setTimeout(resolve, 100);
+      }
+    });
+    const c = net.connect({ port: portOf(flood), host: '127.0.0.1', onread: opts });
+    readDirect(c, opts);
+  });
+  t.equal(after, 0, 'no read after destroy');
+  flood.close();
 });
