@@ -8,6 +8,8 @@
  */
 import t from 'tap';
 import net from 'node:net';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { adoptClient, onread, readDirect } from '../../src/proxy/fast-read';
 
 /** The name of the function the socket's handle calls on each read. */
@@ -162,4 +164,22 @@ t.test('a directly read socket still sees the end of the stream, a reset, and it
   });
   t.equal(after, 0, 'no read after destroy');
   flood.close();
+});
+
+t.test('RINGSIDE_PLAIN_READ=1 leaves reads to Node, and the bytes still arrive', async (t) => {
+  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/fast-read.js'));
+  const script = `
+    const net = require('node:net');
+    const { onread, readDirect } = require(${mod});
+    const srv = net.createServer((s) => s.end(Buffer.alloc(70000, 5)));
+    srv.listen(0, '127.0.0.1', () => {
+      let n = 0;
+      const opts = onread((b) => (n += b.length));
+      const c = net.connect({ port: srv.address().port, host: '127.0.0.1', onread: opts });
+      const took = readDirect(c, opts);
+      c.on('end', () => { console.log(JSON.stringify({ took, n })); srv.close(); });
+    });`;
+  const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env } }).toString());
+  t.same(run({ RINGSIDE_PLAIN_READ: '1' }), { took: false, n: 70000 }, 'switched off: Node reads, every byte arrives');
+  t.same(run({ RINGSIDE_PLAIN_READ: '' }), { took: true, n: 70000 }, 'by default: the direct path');
 });
