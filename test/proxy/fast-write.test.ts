@@ -3,10 +3,13 @@
  * sockets: bytes arrive once and in order when the peer stops reading and the kernel's buffer
  * fills (writes left pending in libuv), also when mixed with socket.write; `pending` counts what
  * is not yet written and `onDrain` runs when it is; end() after pending writes delivers them all
- * before the end; a peer that goes away turns into a socket error, not a crash.
+ * before the end; a peer that goes away turns into a socket error, not a crash; with
+ * RINGSIDE_PLAIN_WRITE=1 writes go through socket.write and still arrive.
  */
 import t from 'tap';
 import net from 'node:net';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { SocketWriter, fastWriteAvailable } from '../../src/proxy/fast-write';
 
 interface Pair {
@@ -157,4 +160,26 @@ t.test('destroy() with writes pending cancels them quietly', async (t) => {
   t.equal(error, null, 'no error is reported for writes the socket itself cancelled');
   t.equal(drains, 0, 'and no drain');
   await close(p);
+});
+
+t.test('RINGSIDE_PLAIN_WRITE=1 leaves writes to socket.write, and the bytes still arrive', async (t) => {
+  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/fast-write.js'));
+  const script = `
+    const net = require('node:net');
+    const { SocketWriter, fastWriteAvailable } = require(${mod});
+    let got = 0;
+    const srv = net.createServer((s) => {
+      s.on('data', (b) => (got += b.length));
+      s.on('end', () => { console.log(JSON.stringify({ fastWriteAvailable, got })); srv.close(); });
+    });
+    srv.listen(0, '127.0.0.1', () => {
+      const c = net.connect(srv.address().port, '127.0.0.1', () => {
+        const w = new SocketWriter(c);
+        for (let i = 0; i < 100; i++) w.write(Buffer.alloc(1000, i));
+        c.end();
+      });
+    });`;
+  const run = (env: NodeJS.ProcessEnv) => JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, ...env } }).toString());
+  t.same(run({ RINGSIDE_PLAIN_WRITE: '1' }), { fastWriteAvailable: false, got: 100_000 }, 'switched off: socket.write, every byte arrives');
+  t.same(run({ RINGSIDE_PLAIN_WRITE: '' }), { fastWriteAvailable: true, got: 100_000 }, 'by default: the handle');
 });
