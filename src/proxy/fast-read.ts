@@ -28,6 +28,7 @@
  */
 import net from 'node:net';
 import { enterRead, leaveRead, clockNow } from './clock';
+import { streamWrapBinding } from './stream-binding';
 
 const READ_SIZE = 64 * 1024;
 const shared = Buffer.allocUnsafeSlow(READ_SIZE);
@@ -40,24 +41,11 @@ const allocUnsafe = Buffer.allocUnsafe;
 
 export type ChunkHandler = (chunk: Buffer) => void;
 
-interface StreamStateBinding {
-  streamBaseState: Int32Array;
-  kReadBytesOrError: number;
-}
-
-function loadStreamState(): StreamStateBinding | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamStateBinding> }).binding('stream_wrap');
-    if (b.streamBaseState instanceof Int32Array && typeof b.kReadBytesOrError === 'number') return b as StreamStateBinding;
-  } catch {
-    /* not available in this Node: reads go through Node's onStreamRead */
-  }
-  return null;
-}
-
-const streamState = process.env.RINGSIDE_PLAIN_READ === '1' ? null : loadStreamState();
-const readState = streamState ? streamState.streamBaseState : new Int32Array(1);
-const kNread = streamState ? streamState.kReadBytesOrError : 0;
+const stream = streamWrapBinding('RINGSIDE_PLAIN_READ');
+// without the read count's place in the shared state, reads go through Node's onStreamRead
+const streamState = stream && typeof stream.kReadBytesOrError === 'number' ? stream : null;
+const readState = streamState ? streamState.streamBaseState! : new Int32Array(1);
+const kNread = streamState ? streamState.kReadBytesOrError! : 0;
 
 interface ReadHandle {
   onread: (this: ReadHandle, arrayBuffer: unknown) => unknown;

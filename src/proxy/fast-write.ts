@@ -22,6 +22,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import util from 'node:util';
+import { streamWrapBinding } from './stream-binding';
 
 interface WriteReq {
   handle: unknown;
@@ -31,7 +32,7 @@ interface WriteReq {
   writer: SocketWriter | null;
 }
 
-interface StreamWrapBinding {
+interface WriteBinding {
   WriteWrap: new () => WriteReq;
   streamBaseState: Int32Array;
   kLastWriteWasAsync: number;
@@ -49,18 +50,13 @@ interface SocketInternals {
   writableEnded: boolean;
 }
 
-function loadBinding(): StreamWrapBinding | null {
-  try {
-    const b = (process as unknown as { binding(name: string): Partial<StreamWrapBinding> }).binding('stream_wrap');
-    if (typeof b.WriteWrap === 'function' && b.streamBaseState instanceof Int32Array && typeof b.kLastWriteWasAsync === 'number')
-      return b as StreamWrapBinding;
-  } catch {
-    /* not available in this Node: socket.write it is */
-  }
-  return null;
+function loadBinding(): WriteBinding | null {
+  const b = streamWrapBinding('RINGSIDE_PLAIN_WRITE');
+  // without what it needs, socket.write it is
+  return b && typeof b.WriteWrap === 'function' && typeof b.kLastWriteWasAsync === 'number' ? (b as unknown as WriteBinding) : null;
 }
 
-const binding = process.env.RINGSIDE_PLAIN_WRITE === '1' ? null : loadBinding();
+const binding = loadBinding();
 const ECANCELED = -os.constants.errno.ECANCELED;
 
 /** Whether writes bypass socket.write in this process. */
