@@ -180,6 +180,8 @@ const MALFORMED: Array<[string, Buffer]> = [
   ['a bulk inside an array not followed by CRLF', Buffer.from('*3\r\n$3\r\nfoo\r\n$2\r\nabX\r\n$1\r\na\r\n')],
   ['a signed bulk length inside an array', Buffer.from('*2\r\n$1\r\na\r\n$+3\r\nabc\r\n')],
   ['a bulk length cut by a letter inside an array', Buffer.from('*2\r\n$1\r\na\r\n$1x\r\nabc\r\n')],
+  ['a bulk length followed by CR and no LF inside an array', Buffer.from('*2\r\n$1\r\na\r\n$1\rXa\r\n')],
+  ['a many-digit bulk payload not followed by CRLF', Buffer.from('*2\r\n$1\r\na\r\n$12\r\n0123456789abXY\r\n')],
 ];
 
 t.test('malformed replies end in exactly one onError, whatever the chunking', async (t) => {
