@@ -191,13 +191,15 @@ export const COMMANDS: Map<string, CommandSpec> = new Map(
 interface ShapeEntry {
   spec: CommandSpec;
   bytes: Uint8Array;
+  /** the name's last byte: most names that share a bucket differ there (lindex, lpushx, lrange) */
+  last: number;
 }
 // indexed by (length << 8) | first byte: an array load rather than a Map's hash lookup per command
 const MAX_NAME = Math.max(...[...COMMANDS.keys()].map((n) => n.length));
 const BY_SHAPE: (ShapeEntry[] | null)[] = new Array<ShapeEntry[] | null>((MAX_NAME + 1) << 8).fill(null);
 for (const spec of COMMANDS.values()) {
   const k = (spec.name.length << 8) | spec.name.charCodeAt(0);
-  (BY_SHAPE[k] ??= []).push({ spec, bytes: Buffer.from(spec.name, 'latin1') });
+  (BY_SHAPE[k] ??= []).push({ spec, bytes: Buffer.from(spec.name, 'latin1'), last: spec.name.charCodeAt(spec.name.length - 1) });
 }
 
 /** The spec of the command in `cmd`, or undefined when the table does not know it. */
@@ -208,7 +210,12 @@ export function lookup(cmd: ParsedCommand): CommandSpec | undefined {
   if (len > MAX_NAME) return undefined;
   const bucket = BY_SHAPE[(len << 8) | (first >= 0x41 && first <= 0x5a ? first | 0x20 : first)];
   if (bucket === null) return undefined; // the index is below the array's length: len <= MAX_NAME, a byte
-  for (let i = 0; i < bucket.length; i++) if (cmd.argIsBytes(0, bucket[i]!.bytes)) return bucket[i]!.spec;
+  const lastByte = cmd.buf[s + len - 1]!;
+  const last = lastByte >= 0x41 && lastByte <= 0x5a ? lastByte | 0x20 : lastByte;
+  for (let i = 0; i < bucket.length; i++) {
+    const entry = bucket[i]!;
+    if (entry.last === last && cmd.argIsBytes(0, entry.bytes)) return entry.spec;
+  }
   return undefined;
 }
 

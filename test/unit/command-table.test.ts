@@ -175,6 +175,20 @@ t.test('lookup ignores case; unknown commands are not in the table; arity follow
   t.notOk(arityOk(mset, 2));
 });
 
+t.test('lookup finds every command in the table by its own name, in any case, and not by a name one byte off', async (t) => {
+  let wrong = 0;
+  for (const name of COMMANDS.keys()) {
+    const mixed = [...name].map((ch, i) => (i % 2 ? ch.toUpperCase() : ch)).join('');
+    for (const form of [name, name.toUpperCase(), mixed]) if (lookup(parse(form))?.name !== name) wrong++;
+    // the last byte changed (where bucket neighbours most often differ), and the first
+    for (const off of [`${name.slice(0, -1)}#`, `#${name.slice(1)}`]) {
+      const found = lookup(parse(off));
+      if (found !== undefined && found.name !== off) wrong++;
+    }
+  }
+  t.equal(wrong, 0, `all ${COMMANDS.size} names`);
+});
+
 t.test('slotOf refuses metadata keys and keys in different slots, and finds the shared slot', async (t) => {
   const s = fakeSession();
   const spec = (n: string): CommandSpec => COMMANDS.get(n)!;
