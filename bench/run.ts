@@ -696,7 +696,12 @@ async function instructionsMode(o: Options, procs: Procs): Promise<number> {
     { test: 'get', pipeline: 1 },
     { test: 'set', pipeline: 16 },
     { test: 'get', pipeline: 16 },
+    // redis-benchmark fills the list before each LRANGE_100 run: n LPUSHes, then n LRANGEs (100
+    // elements each), all counted, divided by n (the row says so; the same for both proxies)
+    { test: 'lrange_100', pipeline: 1 },
   ];
+  const label = (r: { test: string; pipeline: number }): string =>
+    r.test === 'lrange_100' ? `LPUSH + LRANGE_100 -P${r.pipeline}` : `${r.test.toUpperCase()} -P${r.pipeline}`;
   const n = o.requests;
   const rows: Array<{ test: string; pipeline: number; perRequest: Partial<Record<TargetName, number>>; allThreads: Partial<Record<TargetName, number>> }> = tests.map(
     (t) => ({ ...t, perRequest: {}, allThreads: {} }),
@@ -718,7 +723,7 @@ async function instructionsMode(o: Options, procs: Procs): Promise<number> {
       const totals = lastDumpTotals(procs.work, pid);
       row.perRequest[t.name] = totals.main / n;
       row.allThreads[t.name] = totals.all / n;
-      say(`bench: ${t.name} ${row.test.toUpperCase()} -P${row.pipeline}: ${Math.round(row.perRequest[t.name]!)} instructions per request on the main thread, ${Math.round(row.allThreads[t.name]!)} on all`);
+      say(`bench: ${t.name} ${label(row)}: ${Math.round(row.perRequest[t.name]!)} instructions per request on the main thread, ${Math.round(row.allThreads[t.name]!)} on all`);
     }
   }
   const m = machine();
@@ -729,7 +734,7 @@ async function instructionsMode(o: Options, procs: Procs): Promise<number> {
     ...rows.map((r) => {
       const tw = r.perRequest.twemproxy;
       const rs = r.perRequest.ringside;
-      return `| ${r.test.toUpperCase()} -P${r.pipeline} | ${fmt(tw)} | ${fmt(rs)} | ${tw && rs ? (rs / tw).toFixed(2) + '×' : '–'} | ${fmt(r.allThreads.twemproxy)} / ${fmt(r.allThreads.ringside)} |`;
+      return `| ${label(r)} | ${fmt(tw)} | ${fmt(rs)} | ${tw && rs ? (rs / tw).toFixed(2) + '×' : '–'} | ${fmt(r.allThreads.twemproxy)} / ${fmt(r.allThreads.ringside)} |`;
     }),
   ].join('\n');
   const text = [
@@ -745,7 +750,9 @@ async function instructionsMode(o: Options, procs: Procs): Promise<number> {
       'by a thousand instructions a request or more from run to run. ' +
       'System calls and the kernel are not counted. Under callgrind the proxy is many times slower, so it reads more ' +
       'commands per event than at full speed, and ringside runs with SLOWLOG off (every command would pass its 10 ms ' +
-      'threshold): compare builds with this, not with the requests/s tables.',
+      'threshold): compare builds with this, not with the requests/s tables. ' +
+      "The LRANGE_100 row counts a pair per request: redis-benchmark's LRANGE_100 test fills its list first, so each run " +
+      `is ${n} LPUSHes and then ${n} LRANGEs of 100 elements.`,
     '',
     table,
     '',
