@@ -10,7 +10,7 @@ import t from 'tap';
 import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { SocketWriter, fastWriteAvailable } from '../../src/proxy/fast-write';
+import { SocketWriter, fastWriteAvailable, handleKeyFound, handleOf } from '../../src/proxy/fast-write';
 
 interface Pair {
   server: net.Server;
@@ -57,6 +57,19 @@ async function close(p: Pair): Promise<void> {
 t.test('this Node lets writes bypass socket.write', async (t) => {
   // if this fails, the sidecar still works (through socket.write), only slower
   t.equal(fastWriteAvailable, true);
+});
+
+t.test("the writer reads a socket's handle under the key net.Socket's _handle getter reads, as that getter does", async (t) => {
+  // if the key is not found, writes read `_handle` (slower, the same behaviour)
+  t.equal(handleKeyFound, true, 'found on this Node');
+  const p = await pair();
+  const internals = (s: net.Socket) => s as unknown as Parameters<typeof handleOf>[0];
+  t.ok(handleOf(internals(p.local)) !== null, 'a connected socket has one');
+  t.equal(handleOf(internals(p.local)), internals(p.local)._handle, 'the same handle as _handle');
+  t.equal(handleOf(internals(p.peer)), internals(p.peer)._handle, 'for an accepted socket too');
+  p.local.destroy();
+  t.equal(handleOf(internals(p.local)), null, 'none once destroyed');
+  await close(p);
 });
 
 t.test('writes to a peer that stops reading stay pending, in order, then drain', async (t) => {
