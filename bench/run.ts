@@ -440,9 +440,14 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
   const samples: Sample[] = [];
   const failures: Failure[] = [];
   const gs = groups(o);
+  // even rounds: direct, then ringside, then twemproxy
+  const proxyTurn = (n: TargetName): number => (n === 'direct' ? 0 : n === 'ringside' ? 1 : 2);
   for (let round = 1; round <= o.rounds; round++) {
+    // the two proxies take turns at going second, so that neither always runs right after the
+    // other: whatever the one before leaves behind (caches, a busy master) falls on both alike
+    const order = round % 2 === 1 ? targets : [...targets].sort((a, b) => proxyTurn(a.name) - proxyTurn(b.name));
     for (const g of gs) {
-      for (const t of targets) {
+      for (const t of order) {
         if (procs.shuttingDown) throw new Error('interrupted');
         if (dead.has(t.name)) continue;
         const line = await runGroup(o, procs, t, t.name === 'direct' ? [] : masterPids, g, round, samples, failures);
@@ -475,7 +480,7 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
       `${load1.map((x) => x.toFixed(2)).join(' ')} at end · ${m.redis.replace(/ sha=.*/, '')} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
     '',
     `redis-benchmark -c ${o.clients} -r ${o.keyspace}, -n ${o.requests} at -P 1 and ${o.requestsP16} at -P 16; ` +
-      `${o.rounds} rounds, each running every test against direct, then twemproxy, then ringside, before the next test; each figure is the median over the rounds. ` +
+      `${o.rounds} rounds, each running every test against direct, then twemproxy, then ringside (odd rounds) or ringside, then twemproxy (even rounds), before the next test; each figure is the median over the rounds. ` +
       `rps = requests per second; p50/p99 in ms; CPU s/Mreq = CPU seconds (user+system) of the proxy process per million requests.`,
     '',
     '## TCP (127.0.0.1)',
