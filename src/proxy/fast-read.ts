@@ -68,7 +68,9 @@ function directOnRead(this: ReadHandle, arrayBuffer: unknown): unknown {
 /**
  * Has `socket`'s reads, made with the `onread` option `opts`, call `opts.callback` straight from
  * the handle. Leaves the socket as it is when its handle's `onread` is not Node's usual one or
- * the stream binding is not there. Returns whether it took.
+ * the stream binding is not there. Returns whether it took. `opts` is one made by `onread` below,
+ * whose callback never returns false: Node's "stop reading" answer to a false is not kept here
+ * (pausing goes through `socket.pause()`, which stops the handle reading, and works as before).
  */
 export function readDirect(socket: net.Socket, opts: net.OnReadOpts): boolean {
   const h = (socket as unknown as { _handle: ReadHandle | null })._handle;
