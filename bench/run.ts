@@ -1,8 +1,8 @@
 /**
  * The Ringside benchmark driver (started by bench/run.sh, which builds it and guards the cleanup).
  *
- *   default    redis-benchmark against direct redis-server, twemproxy and ringside, alternating,
- *              several rounds; medians, ratios, issue-5 targets → bench/results/latest.{md,json},
+ *   default    redis-benchmark against direct redis-server, twemproxy and ringside (and a blind
+ *              Node.js relay as a reference), alternating, several rounds; medians, ratios, issue-5 targets → bench/results/latest.{md,json},
  *              bench/results/ratios.svg
  *   --memory   RSS per idle client connection (10 000 connections) of ringside and twemproxy
  *              → bench/results/memory.{md,json}
@@ -26,6 +26,7 @@ import {
   directTarget,
   ringsideHas,
   startRedis,
+  startRelay,
   startRingside,
   startTwemproxy,
 } from './lib/setup';
@@ -41,6 +42,7 @@ import {
   cpuTables,
   memoryTable,
   ratiosSvg,
+  relayTable,
   rowsTable,
   summarize,
   targetsTable,
@@ -64,7 +66,8 @@ benchmark options
   --requests-p16 N      -n for each -P 16 test (default 5 × --requests)
   --clients N           -c (default 50)
   --keyspace N          -r (default 100000)
-  --targets LIST        subset of direct,twemproxy,ringside (default all three)
+  --targets LIST        subset of direct,twemproxy,ringside,relay (default all four; relay is a blind
+                        Node.js stream.pipe relay to the same masters, a reference: bench/lib/relay.ts)
   --no-unix             skip the Unix-socket SET/GET runs
   --no-warmup           skip the short unrecorded warm-up run against each target
   --out DIR             where results go (default bench/results)
@@ -248,9 +251,10 @@ async function stage(procs: Procs, o: Options, want: TargetName[]): Promise<Stag
     st.direct = await startRedis(procs, 'direct');
     st.targets.direct = directTarget(st.direct);
   }
-  if (want.includes('twemproxy') || want.includes('ringside'))
+  if (want.includes('twemproxy') || want.includes('ringside') || want.includes('relay'))
     for (let i = 1; i <= 3; i++) st.masters.push(await startRedis(procs, `master${i}`));
   if (want.includes('twemproxy')) st.targets.twemproxy = await startTwemproxy(procs, st.masters);
+  if (want.includes('relay')) st.targets.relay = await startRelay(procs, st.masters);
   if (want.includes('ringside')) {
     try {
       await createCluster(st.masters, say);
@@ -440,8 +444,8 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
   const samples: Sample[] = [];
   const failures: Failure[] = [];
   const gs = groups(o);
-  // even rounds: direct, then ringside, then twemproxy
-  const proxyTurn = (n: TargetName): number => (n === 'direct' ? 0 : n === 'ringside' ? 1 : 2);
+  // even rounds: direct, then ringside, then twemproxy (the relay, a reference, always last)
+  const proxyTurn = (n: TargetName): number => ({ direct: 0, ringside: 1, twemproxy: 2, relay: 3 })[n];
   for (let round = 1; round <= o.rounds; round++) {
     // the two proxies take turns at going second, so that neither always runs right after the
     // other: whatever the one before leaves behind (caches, a busy master) falls on both alike
@@ -480,7 +484,7 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
       `${load1.map((x) => x.toFixed(2)).join(' ')} at end · ${m.redis.replace(/ sha=.*/, '')} · ${m.nutcracker.replace(/^This is /, '')} · node ${m.node} · ringside ${m.ringsideCommit}`,
     '',
     `redis-benchmark -c ${o.clients} -r ${o.keyspace}, -n ${o.requests} at -P 1 and ${o.requestsP16} at -P 16; ` +
-      `${o.rounds} rounds, each running every test against direct, then twemproxy, then ringside (odd rounds) or ringside, then twemproxy (even rounds), before the next test; each figure is the median over the rounds. ` +
+      `${o.rounds} rounds, each running every test against direct, then twemproxy, then ringside (odd rounds) or ringside, then twemproxy (even rounds), then the blind relay, before the next test; each figure is the median over the rounds. ` +
       `rps = requests per second; p50/p99 in ms; CPU s/Mreq = CPU seconds (user+system) of the proxy process per million requests.`,
     '',
     '## TCP (127.0.0.1)',
@@ -489,6 +493,17 @@ async function benchMode(o: Options, procs: Procs): Promise<number> {
     '',
   ];
   if (unixRows.length) md.push('## Unix sockets', '', rowsTable(unixRows), '');
+  if (rows.some((r) => r.cells.relay))
+    md.push(
+      '## Beside a blind Node.js relay',
+      '',
+      'The relay (bench/lib/relay.ts) pipes each client connection to a connection of its own to one of the same three ' +
+        'masters (taken in turn) with `stream.pipe`: no parsing, no routing, no coalescing of writes. It is what a ' +
+        'Node.js process in front of these masters reaches when it only moves bytes; not a proxy anybody could use.',
+      '',
+      relayTable(rows),
+      '',
+    );
   md.push('## Issue-5 targets', '', targetsTable(checks), '');
   md.push(
     '## Where the CPU goes',

@@ -3,8 +3,9 @@
  * targets, a markdown table and an SVG bar chart of the ratios.
  */
 
-export type TargetName = 'direct' | 'twemproxy' | 'ringside';
-export const TARGETS: TargetName[] = ['direct', 'twemproxy', 'ringside'];
+/** `relay`: the blind Node.js relay (bench/lib/relay.ts), a reference beside the two proxies. */
+export type TargetName = 'direct' | 'twemproxy' | 'ringside' | 'relay';
+export const TARGETS: TargetName[] = ['direct', 'twemproxy', 'ringside', 'relay'];
 
 export interface Sample {
   round: number;
@@ -170,6 +171,31 @@ export function rowsTable(rows: Row[]): string {
 }
 
 /**
+ * The blind Node.js relay beside the proxies: what a Node.js process in front of the same masters
+ * reaches moving bytes and nothing else, against twemproxy and ringside.
+ */
+export function relayTable(rows: Row[]): string {
+  const picked = rows.filter((r) => r.cells.relay);
+  const body = picked.map((r) => {
+    const { direct: d, twemproxy: tw, ringside: rs, relay: rl } = r.cells;
+    return [
+      r.key,
+      fmtNum(rl?.rps),
+      fmtRatio(ratio(rl?.rps, d?.rps)),
+      fmtRatio(ratio(rl?.rps, tw?.rps)),
+      fmtRatio(ratio(rs?.rps, rl?.rps)),
+      `${fmtMs(rl?.p50Ms)} / ${fmtMs(rs?.p50Ms)}`,
+      `${fmtNum(rl?.cpuPerM, 2)} / ${fmtNum(rs?.cpuPerM, 2)}`,
+    ];
+  });
+  return table(
+    ['test', 'relay rps', 'relay/direct', 'relay/tw', 'rs/relay', 'p50 ms relay / rs', 'CPU s/Mreq relay / rs'],
+    body,
+    ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+  );
+}
+
+/**
  * Where the machine's CPU goes, per request, for one test and target (medians over rounds): the
  * load generator, the redis-server(s), the proxy (none for direct), and how many cores all of
  * them kept busy together ((client + servers + proxy) × requests / wall time).
@@ -231,6 +257,7 @@ export function cpuTables(rows: Row[], samples: Sample[]): string {
     const rs = cpuShare(samples, 'ringside', r.key);
     if (!tw || !rs) continue;
     const b = cpuBudget(rs, 2 * tw);
+    const relay = cpuShare(samples, 'relay', r.key);
     budget.push([
       r.key.replace(/^tcp /, ''),
       fmtNum(2 * tw),
@@ -238,6 +265,7 @@ export function cpuTables(rows: Row[], samples: Sample[]): string {
       fmtNum(rs.clientUs + rs.serversUs, 2),
       fmtNum(b.proxyUs, 2),
       fmtNum(rs.proxyUs, 2),
+      relay ? fmtNum(relay.proxyUs, 2) : '–',
       `${fmtNum(b.zeroCostRps)} (${fmtRatio(ratio(b.zeroCostRps, tw))})`,
     ]);
   }
@@ -245,9 +273,9 @@ export function cpuTables(rows: Row[], samples: Sample[]): string {
     out.push(
       '',
       table(
-        ['test', '2 × twemproxy rps', 'CPU µs/req at that rate', 'redis-benchmark + servers µs/req', 'left for the proxy µs/req', 'ringside uses µs/req', 'rate of a proxy costing nothing (× twemproxy)'],
+        ['test', '2 × twemproxy rps', 'CPU µs/req at that rate', 'redis-benchmark + servers µs/req', 'left for the proxy µs/req', 'ringside uses µs/req', 'blind relay uses µs/req', 'rate of a proxy costing nothing (× twemproxy)'],
         budget,
-        ['l', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
   return out.join('\n');
@@ -363,12 +391,13 @@ export function memoryTable(m: MemoryResult): string {
 
 const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** A hand-written SVG bar chart: per test, the ratios rs/tw, rs/direct and tw/direct of requests/s. */
+/** A hand-written SVG bar chart: per test, the ratios rs/tw, rs/direct, tw/direct and relay/tw of requests/s. */
 export function ratiosSvg(rows: Row[], title: string): string {
   const series: Array<{ name: string; color: string; get: (r: Row) => number }> = [
     { name: 'ringside / twemproxy', color: '#1f77b4', get: (r) => ratio(r.cells.ringside?.rps, r.cells.twemproxy?.rps) },
     { name: 'ringside / direct', color: '#9ecae1', get: (r) => ratio(r.cells.ringside?.rps, r.cells.direct?.rps) },
     { name: 'twemproxy / direct', color: '#bbbbbb', get: (r) => ratio(r.cells.twemproxy?.rps, r.cells.direct?.rps) },
+    { name: 'blind relay / twemproxy', color: '#98df8a', get: (r) => ratio(r.cells.relay?.rps, r.cells.twemproxy?.rps) },
   ];
   const values = rows.flatMap((r) => series.map((s) => s.get(r))).filter(Number.isFinite);
   const maxV = Math.max(2.2, ...values) * 1.08;

@@ -11,7 +11,7 @@ export const ROOT = path.resolve(__dirname, '..', '..', '..'); // dist/bench/lib
 export const RINGSIDE_BIN = path.join(ROOT, 'bin', 'ringside.js');
 
 export interface Target {
-  name: 'direct' | 'twemproxy' | 'ringside';
+  name: 'direct' | 'twemproxy' | 'ringside' | 'relay';
   tcp: { port: number };
   unix: { path: string };
   /** The process whose CPU and RSS are measured (the proxy; for direct, the redis-server). */
@@ -142,6 +142,22 @@ export async function startRingside(procs: Procs, masters: RedisServer[], extraA
     throw new Error(`${(e as Error).message}\n--- ${name} log ---\n${procs.tail(child)}`);
   }
   return { name: 'ringside', tcp: { port }, unix: { path: sock }, proc: child };
+}
+
+/** The blind Node.js relay (bench/lib/relay.ts) in front of the same masters, with the sidecar's node flags. */
+export async function startRelay(procs: Procs, masters: RedisServer[]): Promise<Target> {
+  const port = await freePort();
+  const sock = path.join(procs.work, 'relay.sock');
+  const child = procs.start('relay', process.execPath, [
+    ...NODE_FLAGS,
+    path.join(__dirname, 'relay.js'),
+    '--port', String(port),
+    '--unix', sock,
+    '--backends', masters.map((m) => `127.0.0.1:${m.port}`).join(','),
+  ]);
+  await waitReady({ port }, child, 'relay');
+  await waitReady({ path: sock }, child, 'relay (unix)');
+  return { name: 'relay', tcp: { port }, unix: { path: sock }, proc: child };
 }
 
 export function directTarget(r: RedisServer): Target {

@@ -3,7 +3,7 @@
  * samples, and what a throughput target leaves the proxy when all of them share the machine.
  */
 import t from 'tap';
-import { Sample, cpuBudget, cpuShare, cpuTables, rowKey, rowsTable, summarize } from '../../bench/lib/report';
+import { Sample, cpuBudget, cpuShare, cpuTables, relayTable, rowKey, rowsTable, summarize } from '../../bench/lib/report';
 
 function sample(over: Partial<Sample>): Sample {
   return {
@@ -73,6 +73,7 @@ t.test('cpuTables prints every target of the SET/GET rows and the -P16 budget ag
     sample({ target: 'direct', cpuSec: 1.4, serverCpuSec: 1.4, clientCpuSec: 0.9, wallSec: 1.5, rps: 700_000 }),
     sample({ target: 'twemproxy', cpuSec: 3, rps: 290_000, wallSec: 3.4 }),
     sample({ target: 'ringside', cpuSec: 2, rps: 400_000 }),
+    sample({ target: 'relay', cpuSec: 1.5, rps: 450_000 }),
     sample({ target: 'ringside', pipeline: 1, rps: 60_000, wallSec: 16 }),
     sample({ target: 'twemproxy', pipeline: 1, rps: 60_000, wallSec: 16 }),
   ];
@@ -80,8 +81,10 @@ t.test('cpuTables prints every target of the SET/GET rows and the -P16 budget ag
   t.match(text, /SET 3B -P16 \| direct/);
   t.match(text, /SET 3B -P16 \| twemproxy/);
   t.match(text, /SET 3B -P1 +\| ringside/);
-  // budget: 1.8 busy cores / 580 000 rps = 3.10 µs, minus 2.5 → 0.60 µs; zero-cost 720 000 (2.48×)
-  t.match(text, /SET 3B -P16 \| +580,000 \| +3\.10 \| +2\.50 \| +0\.60 \| +2\.00 \| +720,000 \(2\.48×\) \|/);
+  t.match(text, /SET 3B -P16 \| relay +\| +450,000 \|/);
+  // budget: 1.8 busy cores / 580 000 rps = 3.10 µs, minus 2.5 → 0.60 µs; ringside uses 2, the
+  // relay 1.5; zero-cost 720 000 (2.48×)
+  t.match(text, /SET 3B -P16 \| +580,000 \| +3\.10 \| +2\.50 \| +0\.60 \| +2\.00 \| +1\.50 \| +720,000 \(2\.48×\) \|/);
   t.notMatch(text, /-P1 +\| +120,000/, 'no budget line for -P1 (2 × its 60 000 rps)');
 });
 
@@ -101,4 +104,18 @@ t.test("the rows carry ringside/twemproxy per round, paired by round, and the ta
   const text = rowsTable(rows);
   t.match(text, /rs\/tw per round/);
   t.match(text, /\|\s+0\.90–1\.30 \|/);
+});
+
+t.test('relayTable sets the blind relay beside direct, twemproxy and ringside, and leaves out rows it did not run', async (t) => {
+  const xs = [
+    sample({ target: 'direct', rps: 800_000 }),
+    sample({ target: 'twemproxy', rps: 300_000, cpuSec: 3 }),
+    sample({ target: 'ringside', rps: 480_000, cpuSec: 1.5, p50Ms: 1.1 }),
+    sample({ target: 'relay', rps: 400_000, cpuSec: 1.2, p50Ms: 2.2 }),
+    sample({ target: 'ringside', test: 'GET', rps: 500_000 }),
+  ];
+  const text = relayTable(summarize(xs));
+  // relay/direct 0.50, relay/tw 1.33, rs/relay 1.20; p50 and CPU s per million requests, relay / ringside
+  t.match(text, /\| tcp SET 3B -P16 \| +400,000 \| +0\.50× \| +1\.33× \| +1\.20× \| +2\.200 \/ 1\.100 \| +1\.20 \/ 1\.50 \|/);
+  t.notMatch(text, /GET/, 'no relay run of GET: no row');
 });
