@@ -6,6 +6,7 @@
  *              bench/results/ratios.svg
  *   --memory   RSS per idle client connection (10 000 connections) of ringside and twemproxy
  *              → bench/results/memory.{md,json}
+ *   --cpu-prof where the sidecar's CPU goes (node --cpu-prof), test by test → bench/results/cpu-prof.{md,json}
  *   --quick    issue 2's check: redis-benchmark -q -n 20000, full default test list, against the
  *              sidecar; exit code 1 if any test reports an error or is missing
  *
@@ -16,6 +17,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { CpuProfile, ProfileSummary, profileTable, summarizeProfile } from './lib/cpu-prof';
 import { Endpoint, Procs, describe, run, sleep, treeCpuSeconds, treeRssKb } from './lib/procs';
 import {
   ROOT,
@@ -59,6 +61,9 @@ modes (default: the side-by-side benchmark)
   --instructions        user-space instructions per request of twemproxy and ringside under valgrind's
                         callgrind (SET/GET at -P1 and -P16): a count that does not move with the
                         machine's load, for comparing builds; → bench/results/instructions.{md,json}
+  --cpu-prof            the sidecar under node --cpu-prof, a fresh process per test (SET/GET, LRANGE_100
+                        and 1 KB at -P1, SET/GET at -P16): self time per function over the measured run,
+                        as shares of the busy samples; → bench/results/cpu-prof.{md,json}
 
 benchmark options
   --rounds N            rounds of the alternating sequence, test by test (default 5); medians over rounds
@@ -92,7 +97,7 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions';
+  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof';
   profiles: Profile[];
   systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
@@ -165,6 +170,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--instructions':
         o.mode = 'instructions';
+        break;
+      case '--cpu-prof':
+        o.mode = 'cpu-prof';
         break;
       case '--profiles':
         o.profiles = parseProfiles(val());
@@ -785,6 +793,87 @@ async function instructionsMode(o: Options, procs: Procs): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// CPU profile mode: where the sidecar's own CPU goes, by function
+
+async function cpuProfMode(o: Options, procs: Procs): Promise<number> {
+  const started = new Date();
+  if (!(await ringsideHas('serve'))) {
+    say('bench --cpu-prof: `node bin/ringside.js serve --help` does not work in this build');
+    return 2;
+  }
+  const masters: RedisServer[] = [];
+  for (let i = 1; i <= 3; i++) masters.push(await startRedis(procs, `master${i}`));
+  await createCluster(masters, say);
+  const tests = [
+    { test: 'SET', pipeline: 1, dataSize: 3 },
+    { test: 'GET', pipeline: 1, dataSize: 3 },
+    { test: 'LRANGE_100', pipeline: 1, dataSize: 3 },
+    { test: 'SET', pipeline: 1, dataSize: 1024 },
+    { test: 'GET', pipeline: 1, dataSize: 1024 },
+    { test: 'SET', pipeline: 16, dataSize: 3 },
+    { test: 'GET', pipeline: 16, dataSize: 3 },
+  ];
+  const results: Array<{ test: string; pipeline: number; dataSize: number; requests: number; rps: number; summary: ProfileSummary }> = [];
+  for (const [i, x] of tests.entries()) {
+    const dir = path.join(procs.work, `cpu-prof-${i}`);
+    const label = `${x.test} ${x.dataSize >= 1024 ? `${x.dataSize / 1024}KB` : `${x.dataSize}B`} -P${x.pipeline}`;
+    const t = await startRingside(procs, masters, o.serveArgs, `ringside-prof-${i}`, [], 30000, ['--cpu-prof', '--cpu-prof-interval=250', `--cpu-prof-dir=${dir}`]);
+    const n = x.pipeline === 1 ? o.requests : o.requestsP16;
+    const args = (count: number): string[] => [
+      ...connArgs(t.tcp), '-c', String(o.clients), '-n', String(count), '-r', String(o.keyspace),
+      '-P', String(x.pipeline), '-d', String(x.dataSize), '-t', x.test.toLowerCase(), '-q',
+    ];
+    await run('redis-benchmark', args(20000), { timeoutMs: 120_000, pidFile: procs.pidFileName }); // warm-up, not in the window
+    // the profile's clock is CLOCK_MONOTONIC in µs, as process.hrtime here
+    const from = Number(process.hrtime.bigint() / 1000n);
+    const r = await run('redis-benchmark', args(n), { timeoutMs: 600_000, pidFile: procs.pidFileName });
+    const to = Number(process.hrtime.bigint() / 1000n);
+    await procs.stop(t.proc, 15000); // SIGTERM: the sidecar drains and exits, and Node writes the profile
+    const rps = Number(/([\d.]+) requests per second/.exec(r.stdout.split('\r').pop() ?? '')?.[1] ?? NaN);
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+    if (r.code !== 0 || files.length !== 1) {
+      say(`bench --cpu-prof: ${label}: ${r.code !== 0 ? `redis-benchmark failed: ${r.stderr.slice(0, 300)}` : `${files.length} profiles in ${dir}`}`);
+      return 1;
+    }
+    const summary = summarizeProfile(JSON.parse(fs.readFileSync(path.join(dir, files[0]!), 'utf8')) as CpuProfile, 15, from, to);
+    results.push({ ...x, requests: n, rps, summary });
+    say(`bench --cpu-prof: ${label}: ${Math.round(rps).toLocaleString('en-US')} requests/s, ${summary.samples} samples, ${(summary.idleShare * 100).toFixed(0)}% idle`);
+  }
+  const m = machine();
+  const md = [
+    '# Where the sidecar\'s CPU goes (node --cpu-prof)',
+    '',
+    `${started.toISOString()} · ${m.cpus} × ${m.cpuModel} · node ${m.node} · ringside ${m.ringsideCommit}`,
+    '',
+    `Each test runs against a fresh \`ringside serve\` (with the node flags every launcher passes) under ` +
+      `\`node --cpu-prof --cpu-prof-interval=250\`, in front of three masters: a warm-up of 20000 requests, then the measured ` +
+      `redis-benchmark run (-c ${o.clients} -r ${o.keyspace}; -n ${o.requests} at -P 1, ${o.requestsP16} at -P 16). The tables count ` +
+      'the samples taken during the measured run only (start-up and warm-up left out), by the function they were in (self time), ' +
+      "as shares of the busy samples: `(idle)` is the event loop waiting. `writeBuffer` is Node's call into the write system call, " +
+      "where the kernel also delivers the bytes on loopback and wakes the reader. LRANGE_100's run includes redis-benchmark's LPUSH fill.",
+    '',
+  ];
+  for (const x of results) {
+    const s = x.summary;
+    md.push(
+      `## ${x.test} ${x.dataSize >= 1024 ? `${x.dataSize / 1024}KB` : `${x.dataSize}B`} -P${x.pipeline}`,
+      '',
+      `${Math.round(x.rps).toLocaleString('en-US')} requests/s; ${s.samples} samples, ${(s.idleShare * 100).toFixed(0)}% idle` +
+        (s.windowed ? '' : ' (the measured run could not be told apart: the whole profile is counted)'),
+      '',
+      profileTable(s),
+      '',
+    );
+  }
+  const text = md.join('\n');
+  fs.mkdirSync(o.out, { recursive: true });
+  fs.writeFileSync(path.join(o.out, 'cpu-prof.md'), text);
+  fs.writeFileSync(path.join(o.out, 'cpu-prof.json'), JSON.stringify({ date: started.toISOString(), machine: m, results }, null, 2) + '\n');
+  process.stdout.write('\n' + text);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fail-over mode (issue 6)
 
 async function failoverMode(o: Options, procs: Procs): Promise<number> {
@@ -876,7 +965,9 @@ async function main(): Promise<void> {
           ? await memoryMode(o, procs)
           : o.mode === 'failover'
             ? await failoverMode(o, procs)
-            : o.mode === 'instructions'
+            : o.mode === 'cpu-prof'
+              ? await cpuProfMode(o, procs)
+              : o.mode === 'instructions'
               ? await instructionsMode(o, procs)
               : await benchMode(o, procs);
   } catch (e) {

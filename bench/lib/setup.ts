@@ -123,8 +123,16 @@ export async function createCluster(
 }
 
 /** `launcher`: a command the process is started under (e.g. valgrind), with `readyMs` to match. Node runs with
- * NODE_FLAGS, as every launcher of the sidecar does (src/cli/node-flags.ts). */
-export async function startRingside(procs: Procs, masters: RedisServer[], extraArgs: string[], name = 'ringside', launcher: string[] = [], readyMs = 30000): Promise<Target> {
+ * NODE_FLAGS, as every launcher of the sidecar does (src/cli/node-flags.ts), and `nodeArgs` after them. */
+export async function startRingside(
+  procs: Procs,
+  masters: RedisServer[],
+  extraArgs: string[],
+  name = 'ringside',
+  launcher: string[] = [],
+  readyMs = 30000,
+  nodeArgs: string[] = [],
+): Promise<Target> {
   const port = await freePort();
   const sock = path.join(procs.work, `${name}.sock`);
   const seeds = masters.map((m) => `127.0.0.1:${m.port}`).join(',');
@@ -132,7 +140,7 @@ export async function startRingside(procs: Procs, masters: RedisServer[], extraA
   const child = procs.start(
     name,
     cmd!,
-    [...pre, ...NODE_FLAGS, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
+    [...pre, ...NODE_FLAGS, ...nodeArgs, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds, '--unixsocket', sock, '--metrics-port', '0', ...extraArgs],
     { cwd: ROOT },
   );
   try {
