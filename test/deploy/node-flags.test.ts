@@ -24,7 +24,10 @@ t.test("bin/ringside.js's #! line and `npm run demo` pass NODE_FLAGS to node", a
   t.equal(first, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
   const pkg = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   t.equal(pkg.scripts.demo, `node ${NODE_FLAGS.join(' ')} bin/ringside.js demo`);
-  t.match(readFileSync(resolve(ROOT, 'bench/lib/setup.ts'), 'utf8'), /\.\.\.NODE_FLAGS, RINGSIDE_BIN, 'serve'/, 'the bench starts the sidecar with them');
+  const setup = readFileSync(resolve(ROOT, 'bench/lib/setup.ts'), 'utf8');
+  // the --cpu-prof mode's node arguments (nodeArgs) come after them
+  t.match(setup, /\.\.\.NODE_FLAGS, \.\.\.nodeArgs, RINGSIDE_BIN, 'serve'/, 'the bench starts the sidecar with them');
+  t.match(setup, /\.\.\.NODE_FLAGS,\s+path\.join\(__dirname, 'relay\.js'\)/, 'and the blind relay it measures beside it');
 });
 
 /** Starts `serve` (no reachable seed: it listens and keeps retrying) and returns its output once it listens. */
