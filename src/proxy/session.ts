@@ -6,7 +6,9 @@
  *   socket ◀── OutList ◀── in-order drain ◀── queue (FIFO of this client's requests)
  *
  * Requests enter `queue` in arrival order; a reply is written only when every request before it
- * has been written, so a pipeline that spans several nodes gets its replies in order. When more
+ * has been written, so a pipeline that spans several nodes gets its replies in order, and a read's
+ * replies wait in `OutList` until the whole read is answered (#holdReplies), so that they leave in
+ * one write. When more
  * than `maxInflight` requests wait, or the socket's write buffer is over `outputLimit`, reading
  * from the client pauses until it drains: nothing is dropped. The `mode` handles the states a
  * client can enter (transaction, pub/sub, blocked): see src/proxy/modes.ts.
@@ -44,6 +46,8 @@ import { logger } from '../observe/log';
 
 const META = Buffer.from('__cluster__:');
 const MAX_REDIRECTS = 3;
+/** replies held for the rest of their read (#holdReplies) go out anyway past this many bytes */
+const HOLD_BYTES = 64 * 1024;
 
 export function isMetaKey(buf: Buffer, s: number, e: number): boolean {
   return e - s >= META.length && buf[s] === 0x5f && buf.compare(META, 0, META.length, s, s + META.length) === 0;
@@ -93,6 +97,17 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   #paused = false;
   #closeAfterFlush = false;
   #draining = false;
+  // Replies go out once per read of the client's: a reply waits in #out while later requests of
+  // the same read are still being answered by nodes (see #holdReplies). Requests are counted as
+  // they leave the queue; a read's end is that count plus the queue's length after its commands.
+  /** requests answered and moved to #out since the connection began */
+  #drained = 0;
+  /** where the oldest read whose replies are not all in #out ends (its end as #drained will count it); 0: none */
+  #readEnd = 0;
+  /** the same for later reads, oldest first (a client that sends again before it has every reply) */
+  #laterReadEnds: number[] | null = null;
+  /** set while a read's commands are dispatched: replies made meanwhile wait for the read's end */
+  #feeding = false;
 
   /**
    * `laddr`: the local address when the listener knows it for every connection it accepts;
@@ -131,8 +146,39 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     // (the read's, src/proxy/clock.ts; a fresh reading when the socket reads through 'data')
     this.now = this.lastActive = Date.now();
     this.t0 = readTime();
-    this.#parser.feed(chunk);
+    this.#feeding = true;
+    try {
+      this.#parser.feed(chunk);
+    } finally {
+      this.#feeding = false;
+    }
+    const end = this.#drained + this.#queue.length;
+    if (end > this.#drained) {
+      if (this.#readEnd === 0) this.#readEnd = end;
+      else if (end > (this.#laterReadEnds?.at(-1) ?? this.#readEnd)) (this.#laterReadEnds ??= []).push(end);
+    }
+    if (!this.#out.empty && !this.#holdReplies()) markDirty(this);
     this.#checkPressure();
+  }
+
+  /**
+   * Whether the replies in #out wait for more: they do while the oldest read that has requests
+   * still unanswered is not done, the next request is a plain command waiting for one node's
+   * reply (a SimpleRequest that is not a blocking command: a blocking command, WAIT, a command
+   * split or fanned out over several nodes and a local answer never hold replies back), and fewer
+   * than HOLD_BYTES wait. A pipeline spanning several nodes then gets one write for its read
+   * instead of one for each node's turn, and the client one read. A reply waits at most as long
+   * as the slowest request of its own read: until its node answers or the request fails (the
+   * node connection's timeout). Replies are never held for a later read.
+   */
+  #holdReplies(): boolean {
+    while (this.#readEnd !== 0 && this.#drained >= this.#readEnd) {
+      const later = this.#laterReadEnds;
+      this.#readEnd = later !== null && later.length !== 0 ? later.shift()! : 0;
+    }
+    if (this.#readEnd === 0 || this.#out.bytes >= HOLD_BYTES) return false;
+    const head = this.#queue.peek();
+    return head instanceof SimpleRequest && head.family !== 'blocking';
   }
 
   get inflight(): number {
@@ -160,6 +206,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     let r: Request | undefined;
     while ((r = this.#queue.peek()) !== undefined && r.done) {
       this.#queue.shift();
+      this.#drained++;
       if (!this.closed) this.#out.add(r.rbuf!, r.rs, r.re);
       const sec = now > r.t0 ? (now - r.t0) / 1000 : 0;
       const usec = sec * 1e6;
@@ -171,7 +218,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
     }
     if (r instanceof DeferredRequest && !r.started) r.start();
-    if (!this.#out.empty) markDirty(this);
+    if (!this.#out.empty && !this.#feeding && !this.#holdReplies()) markDirty(this);
     if (this.#paused) this.#checkPressure();
     if (this.#draining && this.#queue.length === 0) this.#maybeEnd();
   }
