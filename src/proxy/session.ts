@@ -146,6 +146,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     // (the read's, src/proxy/clock.ts; a fresh reading when the socket reads through 'data')
     this.now = this.lastActive = Date.now();
     this.t0 = readTime();
+    // nothing pending: the count starts again, so it stays a small integer on a connection that lives for days
+    if (this.#readEnd === 0 && this.#queue.length === 0) this.#drained = 0;
     this.#feeding = true;
     try {
       this.#parser.feed(chunk);
