@@ -154,8 +154,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     } finally {
       this.#feeding = false;
     }
-    const end = this.#drained + this.#queue.length;
-    if (end > this.#drained) {
+    if (this.#queue.length !== 0) {
+      const end = this.#drained + this.#queue.length;
       if (this.#readEnd === 0) this.#readEnd = end;
       else if (end > (this.#laterReadEnds?.at(-1) ?? this.#readEnd)) (this.#laterReadEnds ??= []).push(end);
     }

@@ -64,6 +64,8 @@ export function keysPerMaster(config: ClusterConfig, prefix: string, n: number):
 export class RawClient {
   readonly socket: net.Socket;
   readonly replies: unknown[] = [];
+  /** per chunk the socket delivered: how many replies were complete once it was parsed */
+  readonly repliesAfterChunk: number[] = [];
   closed = false;
   #waiters: Array<() => void> = [];
   readonly #parser: Parser;
@@ -74,7 +76,10 @@ export class RawClient {
       returnError: (e: Error) => this.#push(e),
       returnFatalError: (e: Error) => this.#push(e),
     });
-    this.socket.on('data', (d: Buffer) => this.#parser.execute(d));
+    this.socket.on('data', (d: Buffer) => {
+      this.#parser.execute(d);
+      this.repliesAfterChunk.push(this.replies.length);
+    });
     this.socket.on('error', () => undefined);
     this.socket.on('close', () => {
       this.closed = true;

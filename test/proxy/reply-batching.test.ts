@@ -5,11 +5,9 @@
  * PAUSE on it; every assertion is on what arrived in which chunk, never on how long it took.
  */
 import t from 'tap';
-import net from 'node:net';
-import Parser from 'redis-parser';
 import { Teardown, startCluster, directClient } from '../helpers/cluster';
 import type { LocalCluster } from '../../src/embedded/local-cluster';
-import { keysPerMaster, resp, sidecarClient, startSidecar } from './helpers';
+import { RawClient, keysPerMaster, resp, sidecarClient, startSidecar } from './helpers';
 import type { Sidecar } from '../../src/proxy/sidecar';
 import type Redis from 'ioredis';
 
@@ -26,75 +24,33 @@ t.before(async () => {
   sidecar = await startSidecar(t, cluster);
   other = sidecarClient(t, sidecar);
   // keys on two different masters: the second is made slow by pausing it
-  const per = [...keysPerMaster(cluster.config, 'rb:', 2).values()];
-  fastKey = per[0]![0]!;
-  bigKey = per[0]![1]!;
-  slowKey = per[1]![0]!;
-  slow = [...keysPerMaster(cluster.config, 'rb:', 2).keys()][1]!;
+  const [[, fastKeys], [slowMaster, slowKeys]] = [...keysPerMaster(cluster.config, 'rb:', 2).entries()] as Array<[string, string[]]>;
+  [fastKey, bigKey] = fastKeys as [string, string];
+  slowKey = slowKeys![0]!;
+  slow = slowMaster!;
   await other.set(fastKey, 'f');
   await other.set(slowKey, 's');
 });
 
-/** A raw connection that records each chunk the sidecar sends and how many replies it had parsed after it. */
-class ChunkClient {
-  readonly socket: net.Socket;
-  /** per chunk: how many replies were complete once it was parsed */
-  readonly repliesAfterChunk: number[] = [];
-  readonly replies: unknown[] = [];
-  #parser = new Parser({
-    returnReply: (r: unknown) => this.replies.push(r),
-    returnError: (e: Error) => this.replies.push(e),
-  });
-  #waiters: Array<() => void> = [];
-  constructor(port: number) {
-    this.socket = net.connect({ host: '127.0.0.1', port, noDelay: true });
-    this.socket.on('data', (d: Buffer) => {
-      this.#parser.execute(d);
-      this.repliesAfterChunk.push(this.replies.length);
-      for (const w of this.#waiters.splice(0)) w();
-    });
-    this.socket.on('error', () => undefined);
-  }
-  /** Resolves once `n` replies are in, or after `ms` (the caller's assertions then tell what is missing). */
-  async replies_(n: number, ms: number): Promise<void> {
-    const until = Date.now() + ms;
-    while (this.replies.length < n && Date.now() < until)
-      await new Promise<void>((res) => {
-        this.#waiters.push(res);
-        setTimeout(res, 50);
-      });
-  }
-}
-
-async function connect(t: Teardown): Promise<ChunkClient> {
-  const c = new ChunkClient(sidecar.options.port);
-  t.teardown(() => c.socket.destroy());
-  await new Promise<void>((res, rej) => {
-    c.socket.once('connect', () => res());
-    c.socket.once('error', rej);
-  });
-  return c;
-}
-
 const pause = (t: Teardown, address: string, ms: number): Promise<unknown> => directClient(t, address).call('CLIENT', 'PAUSE', String(ms), 'ALL');
 
 t.test('a pipeline across two nodes, one of them slow, gets both replies in one write', async (t) => {
-  const c = await connect(t);
+  const c = await RawClient.connect(t, sidecar.options.port);
   await pause(t, slow, 400);
-  c.socket.write(Buffer.concat([resp('GET', fastKey), resp('GET', slowKey), resp('GET', fastKey)]));
-  await c.replies_(3, 10_000);
+  c.write(Buffer.concat([resp('GET', fastKey), resp('GET', slowKey), resp('GET', fastKey)]));
+  await c.waitReplies(3, 10_000);
   t.same(c.replies, ['f', 's', 'f'], 'every reply, in order');
   t.equal(c.repliesAfterChunk[0], 3, `the first chunk held all three replies (chunks: ${c.repliesAfterChunk.join(', ')})`);
 });
 
 t.test('replies before a blocking command in the same pipeline are not held for it', async (t) => {
-  const c = await connect(t);
-  c.socket.write(Buffer.concat([resp('GET', fastKey), resp('BLPOP', 'rb:{q}', '0')]));
+  const c = await RawClient.connect(t, sidecar.options.port);
+  c.write(Buffer.concat([resp('GET', fastKey), resp('BLPOP', 'rb:{q}', '0')]));
   // BLPOP blocks until the LPUSH below; the GET's reply must not wait for it
-  await c.replies_(1, 5_000);
+  await c.waitReplies(1, 5_000).catch(() => undefined); // a held reply ends the wait here, and the assertion below fails
   const before = c.replies.length;
   await other.lpush('rb:{q}', 'x');
-  await c.replies_(2, 10_000);
+  await c.waitReplies(2, 10_000);
   t.equal(before, 1, "the GET's reply arrived while BLPOP was blocked");
   t.same(c.replies, ['f', ['rb:{q}', 'x']]);
 });
@@ -102,10 +58,10 @@ t.test('replies before a blocking command in the same pipeline are not held for 
 t.test('a large reply is written without waiting for the rest of its pipeline', async (t) => {
   const big = 'b'.repeat(200 * 1024);
   await other.set(bigKey, big);
-  const c = await connect(t);
+  const c = await RawClient.connect(t, sidecar.options.port);
   await pause(t, slow, 400);
-  c.socket.write(Buffer.concat([resp('GET', bigKey), resp('GET', slowKey)]));
-  await c.replies_(2, 10_000);
+  c.write(Buffer.concat([resp('GET', bigKey), resp('GET', slowKey)]));
+  await c.waitReplies(2, 10_000);
   t.equal(c.replies.length, 2);
   t.equal(c.replies[0], big);
   t.equal(c.replies[1], 's');
@@ -115,11 +71,11 @@ t.test('a large reply is written without waiting for the rest of its pipeline', 
 });
 
 t.test('a client that sends again before its first pipeline is answered gets every reply, in order', async (t) => {
-  const c = await connect(t);
+  const c = await RawClient.connect(t, sidecar.options.port);
   await pause(t, slow, 300);
-  c.socket.write(Buffer.concat([resp('GET', fastKey), resp('GET', slowKey)]));
+  c.write(Buffer.concat([resp('GET', fastKey), resp('GET', slowKey)]));
   await new Promise((r) => setTimeout(r, 50));
-  c.socket.write(Buffer.concat([resp('GET', fastKey), resp('ECHO', 'e')]));
-  await c.replies_(4, 10_000);
+  c.write(Buffer.concat([resp('GET', fastKey), resp('ECHO', 'e')]));
+  await c.waitReplies(4, 10_000);
   t.same(c.replies, ['f', 's', 'f', 'e']);
 });
