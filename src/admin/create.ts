@@ -7,7 +7,8 @@
  */
 import Redis from 'ioredis';
 import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
-import { ControlOptions, readCopy, writeCopy } from '../cluster/store';
+import { ControlOptions, controlClient, readCopy, writeCopy } from '../cluster/store';
+import { AlreadyCreatedError, ConfigWriteError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
 
 export interface CreateOptions {
   /** One entry per node: its master and replica addresses ("host:port"). */
@@ -20,26 +21,6 @@ export interface CreateOptions {
   linkTimeoutMs?: number;
   /** Progress lines for a human. */
   onProgress?: (line: string) => void;
-}
-
-/** Some address does not answer PING. */
-export class UnreachableNodeError extends Error {
-  override name = 'UnreachableNodeError';
-}
-
-/** A server already holds a cluster configuration and `force` was not given. */
-export class AlreadyCreatedError extends Error {
-  override name = 'AlreadyCreatedError';
-}
-
-/** A replica's link to its master did not come up in time. */
-export class ReplicationTimeoutError extends Error {
-  override name = 'ReplicationTimeoutError';
-}
-
-/** The configuration could not be written to every master. */
-export class ConfigWriteError extends Error {
-  override name = 'ConfigWriteError';
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -103,30 +84,9 @@ export function closeAll(clients: Map<string, Redis>): void {
   for (const c of clients.values()) c.disconnect();
 }
 
-/**
- * A control connection for a one-shot admin command: the same behaviour as store's
- * controlClient (no retries by itself, fails fast while disconnected), but closing it leaves no
- * timer behind (ioredis waits up to `disconnectTimeout`, 2 s by default, for the socket to close),
- * so a CLI process exits as soon as its work is done.
- */
+/** A control connection for a one-shot admin command (store's controlClient, reconnecting less eagerly). */
 export function adminClient(address: string, opts: ControlOptions = {}): Redis {
-  const { host, port } = splitAddress(address);
-  const r = new Redis({
-    host,
-    port,
-    enableOfflineQueue: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: opts.connectTimeoutMs ?? 1000,
-    commandTimeout: opts.commandTimeoutMs ?? 2000,
-    retryStrategy: (times) => Math.min(times * 100, 1000),
-    enableReadyCheck: false,
-    autoResendUnfulfilledCommands: false,
-    disconnectTimeout: 0,
-  });
-  r.on('error', () => {
-    /* reported through the failing commands */
-  });
-  return r;
+  return controlClient(address, { reconnectStepMs: 100, reconnectMaxMs: 1000, ...opts });
 }
 
 export async function createCluster(opts: CreateOptions): Promise<ClusterConfig> {

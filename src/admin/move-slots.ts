@@ -13,30 +13,12 @@
  * are not marked twice.
  */
 import Redis from 'ioredis';
-import { ClusterConfig, META_PREFIX, compactSlots, majority, masters, splitAddress } from '../cluster/config';
+import { isMetaKeyName } from '../cluster/meta-keys';
+import { ClusterConfig, compactSlots, majority, masters, splitAddress } from '../cluster/config';
 import { NodeCopy, newest, readCopy, writeEverywhere } from '../cluster/store';
 import { SLOT_COUNT, slotOf } from '../cluster/slot';
 import { adminClient, appendLog, closeAll, whenConnected } from './create';
-
-/** The request cannot be carried out on this configuration (unknown node, slot owned already, ...). */
-export class MoveSlotsError extends Error {
-  override name = 'MoveSlotsError';
-}
-
-/** A slot list such as "100-200,300" is malformed or out of 0..1023. */
-export class SlotListError extends Error {
-  override name = 'SlotListError';
-}
-
-/** Another writer changed the configuration while this move ran. */
-export class ConcurrentChangeError extends Error {
-  override name = 'ConcurrentChangeError';
-}
-
-/** MIGRATE failed, e.g. because keys of the slots already exist on the target. */
-export class MigrateError extends Error {
-  override name = 'MigrateError';
-}
+import { ConcurrentChangeError, MigrateError, MoveSlotsError, SlotListError } from './errors';
 
 export type MoveProgress =
   | { phase: 'marked'; epoch: number; slots: number[]; to: string; written: number; masters: number }
@@ -303,7 +285,6 @@ function roleName(config: ClusterConfig, address: string): string {
   return 'node';
 }
 
-const META = Buffer.from(META_PREFIX);
 
 /**
  * Moves every key of `slots` from source to target; scans again until a whole pass finds none.
@@ -329,7 +310,7 @@ async function drain(
     do {
       const [next, keys] = (await source.scanBuffer(cursor, 'COUNT', 1000)) as [Buffer, Buffer[]];
       cursor = next.toString();
-      const pick = keys.filter((k) => !(k.length >= META.length && k.subarray(0, META.length).equals(META)) && o.slots.has(slotOf(k)));
+      const pick = keys.filter((k) => !isMetaKeyName(k) && o.slots.has(slotOf(k)));
       found += pick.length;
       for (let i = 0; i < pick.length; i += o.batchSize) {
         const batch = pick.slice(i, i + o.batchSize);

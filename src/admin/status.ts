@@ -12,21 +12,11 @@ import {
   FailoverMode,
   roleOf,
 } from '../cluster/config';
+import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
 import { NodeCopy, newest, readCopy } from '../cluster/store';
 import { adminClient, closeAll, replicationInfo, whenConnected } from './create';
+import { NoConfigurationError, NoSeedReachableError } from './errors';
 
-/** Hash of sidecar id → JSON `{"id","addr","version","epoch","time"}`, next to `__cluster__:sidecars`. */
-export const SIDECARS_INFO_KEY = '__cluster__:sidecars:info';
-
-/** No seed answered at all. */
-export class NoSeedReachableError extends Error {
-  override name = 'NoSeedReachableError';
-}
-
-/** Seeds answered, but none holds a usable configuration. */
-export class NoConfigurationError extends Error {
-  override name = 'NoConfigurationError';
-}
 
 export interface ServerState {
   address: string;

@@ -2,7 +2,8 @@
  * `ringside create --shard <master>[,<replica>...] --shard ...` (or `--masters a,b --replicas x,y`):
  * sets up replication and writes the initial configuration. See docs/admin.md.
  */
-import { ClusterConfig, ConfigError, InitialShard, initialConfig, isAddress } from '../cluster/config';
+import { ClusterConfig, InitialShard, initialConfig, isAddress } from '../cluster/config';
+import { ConfigError } from '../cluster/errors';
 import { createCluster } from '../admin/create';
 import { OptionSpec, Options, UsageError, choiceOption, helpText, intOption, listOption, parseOptions } from './args';
 

@@ -7,7 +7,8 @@ import { hostname, userInfo } from 'node:os';
 import { createInterface } from 'node:readline/promises';
 import { isAddress } from '../cluster/config';
 import { openCluster } from '../failover/connect';
-import { SwitchError, SwitchProgress, SwitchResult, resumeSwitch, runSwitch } from '../failover/switch';
+import { SwitchProgress, SwitchResult, resumeSwitch, runSwitch } from '../failover/switch';
+import { SwitchError } from '../failover/errors';
 import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
 import { seedsOption } from './status';
 

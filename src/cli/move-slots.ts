@@ -2,7 +2,8 @@
  * `ringside move-slots --seeds ... --slots 100-200,300 --to <node>`: marks the slots migrating,
  * waits out the lease, moves their keys with MIGRATE and gives the slots to the node.
  */
-import { moveSlots, parseSlotList, formatSlotList, MoveProgress, SlotListError } from '../admin/move-slots';
+import { moveSlots, parseSlotList, formatSlotList, MoveProgress } from '../admin/move-slots';
+import { SlotListError } from '../admin/errors';
 import { seedsOption } from './status';
 import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
 

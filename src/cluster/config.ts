@@ -4,15 +4,9 @@
  */
 import { createHash } from 'node:crypto';
 import { SLOT_COUNT } from './slot';
+import { ConfigError } from './errors';
 
-export const META_PREFIX = '__cluster__:';
-export const CONFIG_KEY = '__cluster__:config';
-export const VERSION_KEY = '__cluster__:version';
-export const ERRORS_KEY = '__cluster__:errors';
-export const SIDECARS_KEY = '__cluster__:sidecars';
-export const LOG_KEY = '__cluster__:log';
-export const votesKey = (node: string): string => `__cluster__:votes:${node}`;
-export const electionKey = (node: string): string => `__cluster__:election:${node}`;
+export { META_PREFIX, CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, LOG_KEY, votesKey, electionKey } from './meta-keys';
 
 export interface NodeSpec {
   master: string;
@@ -50,11 +44,6 @@ export interface ClusterConfig {
 }
 
 export const DEFAULT_TIMING: Timing = { checkMs: 10_000, leaseMs: 15_000, downAfterMs: 3_000 };
-
-/** A configuration copy that must not be used; `message` says why. */
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 const ADDRESS = /^[A-Za-z0-9_.\-:[\]]+:\d{1,5}$/;
 const NODE_NAME = /^[A-Za-z0-9_\-]{1,64}$/;

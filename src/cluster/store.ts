@@ -9,21 +9,31 @@ import {
   CONFIG_KEY,
   VERSION_KEY,
   ClusterConfig,
-  ConfigError,
   configVersion,
   parseConfig,
   serializeConfig,
   splitAddress,
 } from './config';
+import { ConfigError } from './errors';
 
 export interface ControlOptions {
   connectTimeoutMs?: number;
   commandTimeoutMs?: number;
+  /** reconnect after times × stepMs, at most maxMs (default 20 / 200: a sidecar's, soon and often) */
+  reconnectStepMs?: number;
+  reconnectMaxMs?: number;
 }
 
-/** A control-plane connection to one node. Close it with `disconnect()`. */
+/**
+ * A control-plane connection to one node: the one factory for the sidecar's control plane, the
+ * fail-over agent and the admin CLI. It never retries a command by itself and fails fast while
+ * disconnected; closing it (`disconnect()`) leaves no timer behind, so a CLI process exits as soon
+ * as its work is done.
+ */
 export function controlClient(address: string, opts: ControlOptions = {}): Redis {
   const { host, port } = splitAddress(address);
+  const step = opts.reconnectStepMs ?? 20;
+  const max = opts.reconnectMaxMs ?? 200;
   const r = new Redis({
     host,
     port,
@@ -33,7 +43,7 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
     connectTimeout: opts.connectTimeoutMs ?? 1000,
     commandTimeout: opts.commandTimeoutMs ?? 2000,
     // reconnect soon and often: a command queued for a dead node fails at the next refused attempt
-    retryStrategy: (times) => Math.min(times * 20, 200),
+    retryStrategy: (times) => Math.min(times * step, max),
     enableReadyCheck: false,
     autoResendUnfulfilledCommands: false,
     disconnectTimeout: 0,

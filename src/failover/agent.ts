@@ -18,7 +18,8 @@ import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
 import { Action, Election, LeadOutcome, NodeStatus, voteFreshMs } from './election';
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
-import { LockNotTakenError, NotSwitchableError, SwitchResult, resumeSwitch, runSwitch } from './switch';
+import { SwitchResult, resumeSwitch, runSwitch } from './switch';
+import { LockNotTakenError, NotSwitchableError } from './errors';
 
 export interface FailoverAgentOptions {
   /** this sidecar's id (the one it checks in with on `__cluster__:sidecars`) */

@@ -7,10 +7,7 @@ import type Redis from 'ioredis';
 import { ClusterConfig, masters as mastersOf } from '../cluster/config';
 import { NodeCopy, newest, readCopy } from '../cluster/store';
 import { adminClient, closeAll } from '../admin/create';
-
-export class NoConfigurationError extends Error {
-  override name = 'NoConfigurationError';
-}
+import { NoConfigurationError } from './errors';
 
 export interface AdminCluster {
   config: ClusterConfig;

@@ -5,11 +5,7 @@
  */
 import type Redis from 'ioredis';
 import { ERRORS_KEY, LOG_KEY, electionKey, splitAddress } from '../cluster/config';
-
-/** A call that did not answer within its bound. */
-export class TimeoutError extends Error {
-  override name = 'TimeoutError';
-}
+import { TimeoutError } from './errors';
 
 /** Resolves with `p`, or rejects with TimeoutError after `ms`. */
 export function within<T>(p: Promise<T>, ms: number, what = 'call'): Promise<T> {

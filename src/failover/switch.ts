@@ -18,30 +18,7 @@ import { NodeCopy, controlClient, newest, readCopy, writeCopy } from '../cluster
 import { logger } from '../observe/log';
 import { lockTtlMs, staleSwitchMs } from './election';
 import { LogEvent, appendLog, onQuorum, refreshLock, releaseLock, replicaOf, replication, sleep, takeLock, within } from './ops';
-
-export class SwitchError extends Error {
-  override name = 'SwitchError';
-}
-/** Another leader holds the election lock (or too few masters answered). */
-export class LockNotTakenError extends SwitchError {
-  override name = 'LockNotTakenError';
-}
-/** The lock was lost during the switch (it expired, or another leader took over). */
-export class LockLostError extends SwitchError {
-  override name = 'LockLostError';
-}
-/** The configuration no longer calls for this switch: already switched, or another one is under way. */
-export class NotSwitchableError extends SwitchError {
-  override name = 'NotSwitchableError';
-}
-/** No replica of the node can be promoted (none configured, none reachable, or `to` is not one). */
-export class NoReplicaError extends SwitchError {
-  override name = 'NoReplicaError';
-}
-/** A configuration could not be written to a majority of masters. */
-export class ConfigWriteError extends SwitchError {
-  override name = 'ConfigWriteError';
-}
+import { LockLostError, LockNotTakenError, NoReplicaError, NotSwitchableError, SwitchError, SwitchWriteError } from './errors';
 
 export type SwitchStepName =
   | 'lock'
@@ -271,7 +248,7 @@ async function writeMajority(ctx: Ctx, clients: Map<string, Redis>, config: Clus
     outcome: Object.fromEntries([...res].map(([a, r]) => [a, r instanceof Error ? r.message : r])),
   });
   if (written.length < need)
-    throw new ConfigWriteError(`${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters, ${need} needed`);
+    throw new SwitchWriteError(`${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters, ${need} needed`);
 }
 
 /** Waits longer than the lease, keeping the lock alive. */
@@ -554,7 +531,7 @@ async function writeHintAgain(ctx: Ctx, config: ClusterConfig): Promise<void> {
   const holding = [...res].filter(([, r]) => r === 'written' || r === 'current').map(([a]) => a);
   const need = majority(ctx.clients.size);
   ctx.progress('hint', `switching hint (epoch ${config.epoch}) held by ${holding.length} of ${ctx.clients.size} masters (${need} needed)`);
-  if (holding.length < need) throw new ConfigWriteError(`the switching hint is on ${holding.length} masters only, ${need} needed`);
+  if (holding.length < need) throw new SwitchWriteError(`the switching hint is on ${holding.length} masters only, ${need} needed`);
 }
 
 async function rollback(ctx: Ctx, config: ClusterConfig, why: string): Promise<SwitchResult> {

@@ -3,10 +3,8 @@
 export const OK = Buffer.from('+OK\r\n');
 export const PONG = Buffer.from('+PONG\r\n');
 export const NULL_BULK = Buffer.from('$-1\r\n');
-export const NULL_ARRAY = Buffer.from('*-1\r\n');
 /** RESP3 null */
 export const NULL3 = Buffer.from('_\r\n');
-export const EMPTY_ARRAY = Buffer.from('*0\r\n');
 export const QUEUED = Buffer.from('+QUEUED\r\n');
 
 export function simple(s: string): Buffer {

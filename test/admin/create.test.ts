@@ -1,6 +1,7 @@
 import t from 'tap';
 import { CONFIG_KEY, LOG_KEY, VERSION_KEY, configVersion, parseConfig } from '../../src/cluster/config';
-import { AlreadyCreatedError, UnreachableNodeError, createCluster, replicationInfo } from '../../src/admin/create';
+import { createCluster, replicationInfo } from '../../src/admin/create';
+import { AlreadyCreatedError, UnreachableNodeError } from '../../src/admin/errors';
 import { RedisProcess, freePort } from '../../src/embedded/redis-process';
 import { TEST_TIMING, directClient, startCluster } from '../helpers/cluster';
 

@@ -5,11 +5,9 @@ import Redis from 'ioredis';
 import { CONFIG_KEY, ERRORS_KEY, LOG_KEY, VERSION_KEY, ClusterConfig, SlotTable, parseConfig } from '../../src/cluster/config';
 import { controlClient, writeCopy } from '../../src/cluster/store';
 import { slotOf } from '../../src/cluster/slot';
+import { MigrateError, MoveSlotsError, SlotListError } from '../../src/admin/errors';
 import {
-  MigrateError,
   MoveProgress,
-  MoveSlotsError,
-  SlotListError,
   formatSlotList,
   moveSlots,
   parseSlotList,

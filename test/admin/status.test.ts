@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { SIDECARS_KEY, VERSION_KEY, ClusterConfig } from '../../src/cluster/config';
 import { controlClient, writeCopy } from '../../src/cluster/store';
-import { SIDECARS_INFO_KEY } from '../../src/admin/status';
+import { SIDECARS_INFO_KEY } from '../../src/cluster/meta-keys';
 import { directClient, startCluster } from '../helpers/cluster';
 
 const BIN = resolve(__dirname, '../../../bin/ringside.js');

@@ -2,10 +2,8 @@ import t from 'tap';
 import { CONFIG_KEY, ClusterConfig, LOG_KEY, electionKey, parseConfig, votesKey } from '../../src/cluster/config';
 import { newest, readCopy, writeEverywhere } from '../../src/cluster/store';
 import { parseReplication, readLog } from '../../src/failover/ops';
+import { LockNotTakenError, NoReplicaError, NotSwitchableError } from '../../src/failover/errors';
 import {
-  LockNotTakenError,
-  NoReplicaError,
-  NotSwitchableError,
   SwitchProgress,
   resumeSwitch,
   runSwitch,

@@ -8,7 +8,7 @@ import t from 'tap';
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { SIDECARS_KEY } from '../../src/cluster/config';
-import { SIDECARS_INFO_KEY } from '../../src/proxy/cluster-view';
+import { SIDECARS_INFO_KEY } from '../../src/cluster/meta-keys';
 import { giveSlots } from '../../src/admin/move-slots';
 import { controlClient, writeCopy } from '../../src/cluster/store';
 import { directClient, startCluster } from '../helpers/cluster';
