@@ -13,40 +13,21 @@
 import type { ParsedCommand } from '../resp/request-parser';
 import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
-import type { ClientSession } from './session';
-import { Request, SimpleRequest } from './requests';
-import { WAIT_FENCE_KEY } from './fanout';
+import type { Session } from './context';
+import { DeferredRequest, commandRequest } from './requests';
+import { WAIT_FENCE_KEY } from '../cluster/meta-keys';
+import { masterOrRefuse, redirector, routingOrRefuse } from './keyed';
+import { slotOf } from './router';
+import * as text from './replies';
 
-/** WAIT: started only when every earlier request of the client has been answered. */
-export class DeferredRequest extends Request {
-  readonly #start: (req: DeferredRequest) => void;
-  started = false;
-  #left = 0;
-  constructor(s: ClientSession, name: string, t0: number, start: (req: DeferredRequest) => void) {
-    super(s, name, 'blocking', t0);
-    this.#start = start;
-  }
-  start(): void {
-    if (this.started) return;
-    this.started = true;
-    this.#start(this);
-  }
-  expect(n: number): void {
-    this.#left = n;
-  }
-  onReply(buf: Buffer, start: number, end: number): void {
-    if (--this.#left <= 0) this.complete(buf, start, end);
-  }
-}
-
-export function blocking(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+export function blocking(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
   const name = spec.name;
   if (name === 'wait') {
     const raw = Buffer.from(cmd.toResp());
     const req = new DeferredRequest(s, 'wait', t0, (self) => {
       const r = s.ctx.view.routing;
       const lerr = s.ctx.view.leaseError();
-      if (!r || lerr) return self.fail(lerr ?? 'CLUSTERDOWN ringside: no configuration');
+      if (!r || lerr) return self.fail(lerr ?? text.NO_CONFIG);
       const addr = s.lastWriteAddress && r.masters.includes(s.lastWriteAddress) ? s.lastWriteAddress : r.masters[s.id % r.masters.length]!;
       const conn = s.dedicatedFor(addr);
       self.node = addr;
@@ -59,17 +40,13 @@ export function blocking(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec
     s.startDeferred();
     return;
   }
-  const slot = s.slotOf(spec, cmd);
-  if (typeof slot === 'string') return s.refuse(name, slot || `ERR ringside: ${name.toUpperCase()} has no key to route by`);
-  const r = s.routingOrRefuse(name);
+  const slot = slotOf(spec, cmd);
+  if (typeof slot === 'string') return s.refuse(name, slot || text.noKey(name));
+  const r = routingOrRefuse(s, name);
   if (!r) return;
-  const node = r.table.owner[slot]!;
-  const hold = s.holdReason(r, node);
-  if (hold) return s.refuse(name, hold);
-  if (r.migrating.has(slot)) return s.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; blocking commands wait until it has moved`);
-  const addr = r.masterOf[node]!;
-  const raw = cmd.toResp();
-  const req = new SimpleRequest(s, s, name, 'blocking', t0, raw, 0, raw.length, slot);
+  const addr = masterOrRefuse(s, name, r, slot, 'blocking commands');
+  if (addr === null) return;
+  const req = commandRequest(s, redirector, name, 'blocking', t0, cmd, slot);
   s.enqueue(req);
   if (spec.write) s.lastWriteAddress = addr;
   req.sendTo(s.dedicatedFor(addr));

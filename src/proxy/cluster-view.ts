@@ -17,16 +17,17 @@ import {
   CONFIG_KEY,
   ClusterConfig,
   SIDECARS_KEY,
-  SlotTable,
   VERSION_KEY,
   majority,
   masters as mastersOf,
 } from '../cluster/config';
+import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
+import { leaseRefusal } from './router';
+import { Routing } from './routing';
 import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
 import { Stats } from '../observe/stats';
 import { logger } from '../observe/log';
 
-export const SIDECARS_INFO_KEY = '__cluster__:sidecars:info';
 
 /**
  * Check-in trim (KEYS: sidecars zset, sidecars info hash; ARGV: oldest score kept). Removes the
@@ -55,32 +56,7 @@ export interface ClusterViewOptions {
   now?: () => number;
 }
 
-/** What the data path needs from one configuration, precomputed. */
-export class Routing {
-  readonly config: ClusterConfig;
-  readonly version: string;
-  readonly table: SlotTable;
-  /** node index (table.names) → master address */
-  readonly masterOf: string[];
-  readonly replicasOf: string[][];
-  /** node index under switching, or -1 */
-  readonly switchingIndex: number;
-  /** slot → migration, for migrating slots only */
-  readonly migrating: Map<number, { from: string; to: string; toAddress: string }>;
-  readonly masters: string[];
-  constructor(config: ClusterConfig, version: string) {
-    this.config = config;
-    this.version = version;
-    this.table = SlotTable.from(config);
-    this.masterOf = this.table.names.map((n) => config.nodes[n]!.master);
-    this.replicasOf = this.table.names.map((n) => config.nodes[n]!.replicas);
-    this.switchingIndex = config.switching ? this.table.names.indexOf(config.switching.node) : -1;
-    this.migrating = new Map(
-      Object.entries(config.migrating).map(([s, m]) => [Number(s), { ...m, toAddress: config.nodes[m.to]!.master }]),
-    );
-    this.masters = mastersOf(config);
-  }
-}
+export { Routing } from './routing';
 
 export class ClusterView {
   readonly #opts: ClusterViewOptions;
@@ -133,18 +109,14 @@ export class ClusterView {
 
   /** Null while the configuration may be used for routing; otherwise the reason it may not. */
   leaseError(now = this.#now()): string | null {
-    if (!this.#routing) return 'CLUSTERDOWN ringside: no cluster configuration loaded yet (no seed reachable?)';
-    if (this.#confirmedAt === 0) return 'CLUSTERDOWN ringside: configuration not yet confirmed by a majority of masters; not routing until it is';
-    if (now - this.#confirmedAt > this.leaseMs) {
-      if (this.#stats.leaseValid) {
-        this.#stats.leaseValid = false;
-        this.#stats.leaseExpiries++;
-        logger.warn('lease-expired', { confirmedAgoMs: now - this.#confirmedAt, leaseMs: this.leaseMs });
-        this.#schedule(0);
-      }
-      return `CLUSTERDOWN ringside: configuration not confirmed by a majority of masters for ${now - this.#confirmedAt} ms (lease ${this.leaseMs} ms); not routing until it is`;
+    const err = leaseRefusal(this.#routing !== null, this.#confirmedAt, now, this.leaseMs);
+    if (err !== null && this.#confirmedAt !== 0 && this.#stats.leaseValid) {
+      this.#stats.leaseValid = false;
+      this.#stats.leaseExpiries++;
+      logger.warn('lease-expired', { confirmedAgoMs: now - this.#confirmedAt, leaseMs: this.leaseMs });
+      this.#schedule(0);
     }
-    return null;
+    return err;
   }
 
   /** Shared control-plane connection to a node (also used by the fail-over agent). */

@@ -7,23 +7,18 @@
 import type { ParsedCommand } from '../resp/request-parser';
 import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
-import type { ClientSession } from './session';
-import { isMetaKey } from './session';
+import type { Session } from './context';
 import { FanoutRequest } from './requests';
 import { arrayElements } from '../resp/reply-framer';
-import { CONFIG_KEY, ERRORS_KEY, LOG_KEY, SIDECARS_KEY, VERSION_KEY, electionKey, votesKey } from '../cluster/config';
-import type { Routing } from './cluster-view';
-import { SIDECARS_INFO_KEY } from './cluster-view';
+import { isMetaKey, metaKeysFor } from '../cluster/meta-keys';
+import type { Routing } from './routing';
+import { routingOrRefuse } from './keyed';
+import { everyMasterRefusal } from './router';
+import * as text from './replies';
 import * as enc from '../resp/encode';
 
-export const WAIT_FENCE_KEY = '__cluster__:wait-fence';
-
 /** Every metadata key a node may hold for this configuration. */
-export function metaKeys(r: Routing): string[] {
-  const keys = [CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, SIDECARS_INFO_KEY, LOG_KEY, WAIT_FENCE_KEY];
-  for (const n of r.table.names) keys.push(votesKey(n), electionKey(n));
-  return keys;
-}
+const metaKeys = (r: Routing): string[] => metaKeysFor(r.table.names);
 
 const DBSIZE_SCRIPT = `local n = redis.call('DBSIZE') for _, k in ipairs(KEYS) do n = n - redis.call('EXISTS', k) end return n`;
 // a few random draws; when they all hit metadata (a node with few user keys), a SCAN finds one
@@ -72,18 +67,12 @@ function bulkContent(buf: Buffer, s: number, e: number): [number, number] | null
   return [cr + 2, e - 2];
 }
 
-function firstError(replies: Buffer[]): Buffer | null {
-  for (const r of replies) if (r[0] === 0x2d) return r;
-  return null;
-}
-
 /** Sends `commandFor(i)` to master i (node order) and merges. */
-export function toEveryMaster(s: ClientSession, name: string, t0: number, commandFor: (i: number, r: Routing) => Buffer, merge: (replies: Buffer[], r: Routing) => Buffer): void {
-  const r = s.routingOrRefuse(name);
+export function toEveryMaster(s: Session, name: string, t0: number, commandFor: (i: number, r: Routing) => Buffer, merge: (replies: Buffer[], r: Routing) => Buffer): void {
+  const r = routingOrRefuse(s, name);
   if (!r) return;
-  for (let i = 0; i < r.masterOf.length; i++) {
-    if (i === r.switchingIndex) return s.refuse(name, `TRYAGAIN ringside: node ${r.table.names[i]} is switching to a new master; retry shortly`);
-  }
+  const refusal = everyMasterRefusal(r);
+  if (refusal !== null) return s.refuse(name, refusal);
   const req = new FanoutRequest(s, name, t0, r.masterOf.length, (replies) => merge(replies, r));
   s.enqueue(req);
   r.masterOf.forEach((addr, i) => {
@@ -94,7 +83,7 @@ export function toEveryMaster(s: ClientSession, name: string, t0: number, comman
 }
 
 function mergeKeys(replies: Buffer[]): Buffer {
-  const err = firstError(replies);
+  const err = text.firstError(replies);
   if (err) return err;
   const parts: Buffer[] = [];
   for (const rep of replies) {
@@ -105,18 +94,6 @@ function mergeKeys(replies: Buffer[]): Buffer {
     }
   }
   return Buffer.concat([Buffer.from(`*${parts.length}\r\n`), ...parts]);
-}
-
-function sumIntegers(replies: Buffer[]): Buffer {
-  const err = firstError(replies);
-  if (err) return err;
-  let n = 0;
-  for (const r of replies) n += Number(r.toString('latin1', 1, r.length - 2));
-  return enc.integer(Math.max(0, n));
-}
-
-function allOk(replies: Buffer[]): Buffer {
-  return firstError(replies) ?? enc.OK;
 }
 
 /**
@@ -132,8 +109,8 @@ export function decodeScanCursor(cursor: bigint, masters: number): { node: numbe
   return { node: Number(cursor % m), nodeCursor: cursor / m };
 }
 
-function scan(s: ClientSession, cmd: ParsedCommand, t0: number): void {
-  const r = s.routingOrRefuse('scan');
+function scan(s: Session, cmd: ParsedCommand, t0: number): void {
+  const r = routingOrRefuse(s, 'scan');
   if (!r) return;
   let cursor: bigint;
   try {
@@ -141,11 +118,11 @@ function scan(s: ClientSession, cmd: ParsedCommand, t0: number): void {
     if (!/^\d+$/.test(text)) throw new Error();
     cursor = BigInt(text);
   } catch {
-    return s.refuse('scan', 'ERR invalid cursor');
+    return s.refuse('scan', text.INVALID_CURSOR);
   }
   const n = r.masterOf.length;
   const { node, nodeCursor } = decodeScanCursor(cursor, n);
-  if (node === r.switchingIndex) return s.refuse('scan', `TRYAGAIN ringside: node ${r.table.names[node]} is switching to a new master; retry shortly`);
+  if (node === r.switchingIndex) return s.refuse('scan', text.switching(r.table.names[node]!));
   const args: Array<Buffer | string> = ['SCAN', nodeCursor.toString()];
   for (let i = 2; i < cmd.argc; i++) args.push(cmd.arg(i));
   const bytes = encodeCommand(args);
@@ -172,7 +149,7 @@ function scan(s: ClientSession, cmd: ParsedCommand, t0: number): void {
 }
 
 function infoKeyspace(replies: Buffer[]): Buffer {
-  const err = firstError(replies);
+  const err = text.firstError(replies);
   if (err) return err;
   let keys = 0;
   let expires = 0;
@@ -192,7 +169,7 @@ function infoKeyspace(replies: Buffer[]): Buffer {
   return enc.bulk(body);
 }
 
-export function fanout(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+export function fanout(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
   const name = spec.name;
   switch (name) {
     case 'keys': {
@@ -202,11 +179,11 @@ export function fanout(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
     case 'scan':
       return scan(s, cmd, t0);
     case 'dbsize':
-      return toEveryMaster(s, name, t0, (_i, r) => encodeCommand(['EVAL', DBSIZE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), sumIntegers);
+      return toEveryMaster(s, name, t0, (_i, r) => encodeCommand(['EVAL', DBSIZE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), text.sumIntegers);
     case 'randomkey': {
       const bytes = encodeCommand(['EVAL', RANDOMKEY_SCRIPT, '0']);
       return toEveryMaster(s, name, t0, () => bytes, (replies) => {
-        const err = firstError(replies);
+        const err = text.firstError(replies);
         if (err) return err;
         const found = replies.filter((r) => !(r[0] === 0x24 && r[1] === 0x2d) && r[0] !== 0x5f);
         return found.length ? found[Math.floor(Math.random() * found.length)]! : s.nullReply;
@@ -215,17 +192,17 @@ export function fanout(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
     case 'flushall':
     case 'flushdb': {
       let mode = '';
-      if (cmd.argc > 2) return s.refuse(name, 'ERR syntax error');
+      if (cmd.argc > 2) return s.refuse(name, text.SYNTAX);
       if (cmd.argc === 2) {
         if (cmd.argIs(1, 'async')) mode = 'ASYNC';
         else if (cmd.argIs(1, 'sync')) mode = 'SYNC';
-        else return s.refuse(name, 'ERR syntax error');
+        else return s.refuse(name, text.SYNTAX);
       }
       const bytes = encodeCommand(['EVAL', FLUSH_SCRIPT, '0', name.toUpperCase(), mode]);
-      return toEveryMaster(s, name, t0, () => bytes, allOk);
+      return toEveryMaster(s, name, t0, () => bytes, text.allOk);
     }
     case 'info':
       return toEveryMaster(s, 'info', t0, (_i, r) => encodeCommand(['EVAL', KEYSPACE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), infoKeyspace);
   }
-  s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
+  s.refuse(name, text.notSupported(name));
 }

@@ -4,8 +4,10 @@
  */
 import type { ParsedCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
-import type { ClientSession } from './session';
-import { SimpleRequest } from './requests';
+import type { Session } from './context';
+import { toAnyMaster } from './keyed';
+import { fanout } from './fanout';
+import * as text from './replies';
 import { encodeSlowlogGet } from '../observe/slowlog';
 import * as enc from '../resp/encode';
 import { performance } from 'node:perf_hooks';
@@ -31,7 +33,7 @@ function glob(pattern: string): RegExp {
   return new RegExp(re + '$', 'i');
 }
 
-export function clientInfoLine(s: ClientSession): string {
+export function clientInfoLine(s: Session): string {
   const now = Date.now();
   const flags = s.subs.channels + s.subs.patterns + s.subs.shard > 0 ? 'P' : 'N';
   return (
@@ -42,19 +44,7 @@ export function clientInfoLine(s: ClientSession): string {
   );
 }
 
-/** Sends a keyless command that any master can answer (COMMAND, CONFIG GET of node settings). */
-export function toAnyMaster(s: ClientSession, cmd: ParsedCommand, name: string, t0: number): void {
-  const r = s.ctx.view.routing;
-  if (!r) return s.refuse(name, 'CLUSTERDOWN ringside: no cluster configuration loaded yet');
-  const masters = r.masters.filter((m) => !s.ctx.pool.isDown(m));
-  const addr = (masters.length ? masters : r.masters)[s.id % (masters.length || r.masters.length)]!;
-  const raw = cmd.toResp();
-  const req = new SimpleRequest(s, s, name, 'local', t0, raw, 0, raw.length, -1);
-  s.enqueue(req);
-  req.sendTo(s.connFor(addr));
-}
-
-const SIDECAR_CONFIG: Record<string, (s: ClientSession) => string> = {
+const SIDECAR_CONFIG: Record<string, (s: Session) => string> = {
   save: () => '',
   appendonly: () => 'no',
   databases: () => '1',
@@ -69,7 +59,7 @@ const SIDECAR_CONFIG: Record<string, (s: ClientSession) => string> = {
   'cluster-enabled': () => 'no',
 };
 
-export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
+export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
   const name = spec.name;
   switch (name) {
     case 'ping':
@@ -80,7 +70,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
       return s.quit();
     case 'select': {
       const db = cmd.argInt(1);
-      if (Number.isNaN(db)) return s.refuse(name, 'ERR value is not an integer or out of range');
+      if (Number.isNaN(db)) return s.refuse(name, text.NOT_INTEGER);
       if (db !== 0) return s.refuse(name, 'ERR DB index is out of range (a ringside cluster has only database 0)');
       return s.reply(name, enc.OK);
     }
@@ -88,7 +78,7 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
       if (cmd.argc === 2)
         return s.refuse(name, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
       if (cmd.argIs(1, 'default')) return s.reply(name, enc.OK);
-      return s.refuse(name, 'WRONGPASS invalid username-password pair or user is disabled.');
+      return s.refuse(name, text.WRONGPASS);
     }
     case 'hello': {
       let i = 1;
@@ -100,11 +90,11 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
       }
       for (; i < cmd.argc; i++) {
         if (cmd.argIs(i, 'auth') && i + 2 < cmd.argc) {
-          if (!cmd.argIs(i + 1, 'default')) return s.refuse(name, 'WRONGPASS invalid username-password pair or user is disabled.');
+          if (!cmd.argIs(i + 1, 'default')) return s.refuse(name, text.WRONGPASS);
           i += 2;
         } else if (cmd.argIs(i, 'setname') && i + 1 < cmd.argc) {
           const n = cmd.argString(++i);
-          if (/[\s]/.test(n)) return s.refuse(name, 'ERR Client names cannot contain spaces, newlines or special characters.');
+          if (/[\s]/.test(n)) return s.refuse(name, text.BAD_CLIENT_NAME);
           s.name = n;
         } else return s.refuse(name, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
       }
@@ -124,11 +114,11 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
     case 'info': {
       const sections: string[] = [];
       for (let i = 1; i < cmd.argc; i++) sections.push(cmd.argString(i).toLowerCase());
-      if (sections.includes('keyspace')) return s.ctx.modes.fanout(s, cmd, spec, t0);
+      if (sections.includes('keyspace')) return fanout(s, cmd, spec, t0);
       return s.reply(name, enc.bulk(s.ctx.info(sections)));
     }
     case 'command':
-      return toAnyMaster(s, cmd, name, t0);
+      return toAnyMaster(s, cmd, name, 'local', t0);
     case 'config':
       return configCommand(s, cmd);
     case 'client':
@@ -140,13 +130,13 @@ export function localCommand(s: ClientSession, spec: CommandSpec, cmd: ParsedCom
       s.name = '';
       return s.reply(name, enc.simple('RESET'));
   }
-  return s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
+  return s.refuse(name, text.notSupported(name));
 }
 
-function configCommand(s: ClientSession, cmd: ParsedCommand): void {
+function configCommand(s: Session, cmd: ParsedCommand): void {
   const sub = cmd.argLower(1);
   if (sub === 'get') {
-    if (cmd.argc < 3) return s.refuse('config', "ERR wrong number of arguments for 'config|get' command");
+    if (cmd.argc < 3) return s.refuse('config', text.wrongArity('config|get'));
     const out: string[] = [];
     for (let i = 2; i < cmd.argc; i++) {
       const re = glob(cmd.argString(i));
@@ -155,7 +145,7 @@ function configCommand(s: ClientSession, cmd: ParsedCommand): void {
     return s.reply('config', s.proto === 3 ? enc.map(out.map(enc.value)) : enc.value(out));
   }
   if (sub === 'set') {
-    if (cmd.argc < 4 || cmd.argc % 2 !== 0) return s.refuse('config', "ERR wrong number of arguments for 'config|set' command");
+    if (cmd.argc < 4 || cmd.argc % 2 !== 0) return s.refuse('config', text.wrongArity('config|set'));
     const changes: Array<() => void> = [];
     for (let i = 2; i < cmd.argc; i += 2) {
       const k = cmd.argLower(i);
@@ -176,10 +166,10 @@ function configCommand(s: ClientSession, cmd: ParsedCommand): void {
     s.ctx.slowlog.reset();
     return s.reply('config', enc.OK);
   }
-  return s.refuse('config', `ERR ringside: CONFIG ${cmd.argc > 1 ? cmd.argString(1).toUpperCase() : ''} is not supported through the sidecar`);
+  return s.refuse('config', text.notSupported(`config ${cmd.argc > 1 ? cmd.argString(1) : ''}`));
 }
 
-function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
+function clientCommand(s: Session, cmd: ParsedCommand): void {
   const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
   switch (sub) {
     case 'id':
@@ -187,9 +177,9 @@ function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
     case 'getname':
       return s.reply('client', s.name ? enc.bulk(s.name) : s.nullReply);
     case 'setname': {
-      if (cmd.argc !== 3) return s.refuse('client', "ERR wrong number of arguments for 'client|setname' command");
+      if (cmd.argc !== 3) return s.refuse('client', text.wrongArity('client|setname'));
       const n = cmd.argString(2);
-      if (/[^\x21-\x7e]/.test(n)) return s.refuse('client', 'ERR Client names cannot contain spaces, newlines or special characters.');
+      if (/[^\x21-\x7e]/.test(n)) return s.refuse('client', text.BAD_CLIENT_NAME);
       s.name = n;
       return s.reply('client', enc.OK);
     }
@@ -224,7 +214,7 @@ function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
       let mode: 'all' | 'write' = 'all';
       if (cmd.argc > 3) {
         if (cmd.argIs(3, 'write')) mode = 'write';
-        else if (!cmd.argIs(3, 'all')) return s.refuse('client', 'ERR syntax error');
+        else if (!cmd.argIs(3, 'all')) return s.refuse('client', text.SYNTAX);
       }
       s.ctx.pausedUntil = Date.now() + ms;
       s.ctx.pauseMode = mode;
@@ -238,13 +228,13 @@ function clientCommand(s: ClientSession, cmd: ParsedCommand): void {
     case 'caching':
     case 'getredir':
     case 'trackinginfo':
-      return s.refuse('client', `ERR ringside: CLIENT ${sub.toUpperCase()} is not supported through the sidecar`);
+      return s.refuse('client', text.notSupported(`client ${sub}`));
   }
-  return s.refuse('client', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try CLIENT HELP.`);
+  return s.refuse('client', text.unknownSubcommand('client', cmd.argc > 1 ? cmd.argString(1) : ''));
 }
 
 /** CLIENT KILL addr | CLIENT KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes/no]: the sidecar's own clients. */
-function clientKill(s: ClientSession, cmd: ParsedCommand): void {
+function clientKill(s: Session, cmd: ParsedCommand): void {
   const targets = [...s.ctx.sessions];
   if (cmd.argc === 3) {
     const addr = cmd.argString(2);
@@ -267,7 +257,7 @@ function clientKill(s: ClientSession, cmd: ParsedCommand): void {
     else if (f === 'laddr') laddr = v;
     else if (f === 'skipme') skipme = v.toLowerCase() !== 'no';
     else if (f === 'type' || f === 'user' || f === 'maxage') continue;
-    else return s.refuse('client', 'ERR syntax error');
+    else return s.refuse('client', text.SYNTAX);
   }
   let n = 0;
   for (const o of targets) {
@@ -282,7 +272,7 @@ function clientKill(s: ClientSession, cmd: ParsedCommand): void {
   if (!skipme && targets.includes(s) && (id === null || id === s.id)) s.quit();
 }
 
-function slowlogCommand(s: ClientSession, cmd: ParsedCommand): void {
+function slowlogCommand(s: Session, cmd: ParsedCommand): void {
   const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
   if (sub === 'get') {
     const n = cmd.argc > 2 ? cmd.argInt(2) : 10;
@@ -294,5 +284,5 @@ function slowlogCommand(s: ClientSession, cmd: ParsedCommand): void {
     s.ctx.slowlog.reset();
     return s.reply('slowlog', enc.OK);
   }
-  return s.refuse('slowlog', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try SLOWLOG HELP.`);
+  return s.refuse('slowlog', text.unknownSubcommand('slowlog', cmd.argc > 1 ? cmd.argString(1) : ''));
 }

@@ -20,8 +20,7 @@ import { Flushable, markDirty } from './flush';
 import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
-import { onread, readDirect } from './fast-read';
-import { SocketWriter } from './fast-write';
+import { SocketWriter, onread, readDirect } from './io';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;

@@ -96,11 +96,11 @@ export class Pool {
     for (const a of new Set([...[...this.#conns.values()].map((e) => e.list[0]!.address), ...[...this.#dedicated].map((c) => c.address)])) this.fence(a, reason);
   }
 
-  /** True when the shared connection to `address` is failing fast (known down). */
-  isDown(address: string): boolean {
+  /** True when the shared connection to `address` is failing fast (known down). Bound: pass it as a function. */
+  readonly isDown = (address: string): boolean => {
     const e = this.#conns.get(address);
     return e !== undefined && e.list.every((c) => c.failingFast);
-  }
+  };
 
   addresses(): string[] {
     return [...new Set([...this.#conns.values()].map((e) => e.list[0]!.address))];

@@ -15,10 +15,12 @@ import net from 'node:net';
 import type { ParsedCommand } from '../resp/request-parser';
 import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
-import type { ClientSession, SessionMode } from './session';
+import type { PubSubLike, Session } from './context';
 import { ReplyFramer, arrayElements } from '../resp/reply-framer';
 import { LocalRequest, Request } from './requests';
 import { toEveryMaster } from './fanout';
+import { routingOrRefuse, sendRaw } from './keyed';
+import * as text from './replies';
 import { slotOfBytes } from '../cluster/slot';
 import { splitAddress } from '../cluster/config';
 import * as enc from '../resp/encode';
@@ -112,7 +114,7 @@ class SubscriberLink {
 class SubscribeRequest extends Request {
   #left = 0;
   #frames: Buffer[] = [];
-  constructor(s: ClientSession, name: string, t0: number) {
+  constructor(s: Session, name: string, t0: number) {
     super(s, name, 'pubsub', t0);
   }
   addFrame(frame: Buffer, confirmations: number): (() => void) {
@@ -140,8 +142,8 @@ function frame3(kind: string, name: Buffer | null, count: number, proto: 2 | 3):
 
 const ALLOWED = new Set(['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe', 'ssubscribe', 'sunsubscribe', 'ping', 'quit', 'reset']);
 
-export class PubSubState implements SessionMode {
-  readonly #s: ClientSession;
+export class PubSubState implements PubSubLike {
+  readonly #s: Session;
   /** channel (latin1) → master address it is subscribed on */
   readonly channels = new Map<string, string>();
   /** pattern (latin1) → the hub address it is subscribed on */
@@ -150,7 +152,7 @@ export class PubSubState implements SessionMode {
   readonly #links = new Map<string, SubscriberLink>();
   #closed = false;
 
-  constructor(s: ClientSession) {
+  constructor(s: Session) {
     this.#s = s;
   }
 
@@ -241,7 +243,7 @@ export class PubSubState implements SessionMode {
       case 'subscribe':
       case 'ssubscribe': {
         const map = name === 'subscribe' ? this.channels : this.shard;
-        const r = s.routingOrRefuse(name);
+        const r = routingOrRefuse(s, name);
         if (!r) return;
         const hub = hubOf(r);
         const req = new SubscribeRequest(s, name, t0);
@@ -263,7 +265,7 @@ export class PubSubState implements SessionMode {
         return;
       }
       case 'psubscribe': {
-        const r = s.routingOrRefuse(name);
+        const r = routingOrRefuse(s, name);
         if (!r) return;
         const req = new SubscribeRequest(s, name, t0);
         s.enqueue(req);
@@ -378,20 +380,19 @@ function mergeNumsub(replies: Buffer[]): Buffer {
   return Buffer.concat(parts);
 }
 
-export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+export function pubsub(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
   const name = spec.name;
   switch (name) {
     case 'publish':
     case 'spublish': {
       const ch = cmd.arg(1);
-      const r = s.routingOrRefuse(name);
+      const r = routingOrRefuse(s, name);
       if (!r) return;
-      const node = name === 'publish' ? 0 : r.table.owner[slotOfBytes(ch)]!;
-      const hold = s.holdReason(r, node);
-      if (hold) return s.refuse(name, hold);
-      const addr = r.masterOf[node]!;
-      s.sendRaw(name, 'pubsub', t0, cmd, addr);
-      return;
+      // PUBLISH goes to the hub (the first node's master: docs/pubsub.md), SPUBLISH to the channel's owner
+      const slot = slotOfBytes(ch);
+      const node = name === 'publish' ? 0 : r.table.owner[slot]!;
+      if (node === r.switchingIndex) return s.refuse(name, text.switching(r.table.names[node]!));
+      return sendRaw(s, name, 'pubsub', t0, cmd, r.masterOf[node]!);
     }
     case 'subscribe':
     case 'psubscribe':
@@ -399,19 +400,19 @@ export function pubsub(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, 
     case 'unsubscribe':
     case 'punsubscribe':
     case 'sunsubscribe':
-      return s.pubsub().handle(cmd, name, t0);
+      return ((s.subscriptions ??= new PubSubState(s)) as PubSubState).handle(cmd, name, t0);
     case 'pubsub': {
       const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
       const bytes = cmd.toResp();
       if (sub === 'channels' || sub === 'numsub' || sub === 'numpat') {
-        const r = s.routingOrRefuse('pubsub');
+        const r = routingOrRefuse(s, 'pubsub');
         if (!r) return;
-        return s.sendRaw('pubsub', 'pubsub', t0, cmd, hubOf(r));
+        return sendRaw(s, 'pubsub', 'pubsub', t0, cmd, hubOf(r));
       }
       if (sub === 'shardchannels') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeUnique);
       if (sub === 'shardnumsub') return toEveryMaster(s, 'pubsub', t0, () => bytes, mergeNumsub);
-      return s.refuse('pubsub', `ERR unknown subcommand '${cmd.argc > 1 ? cmd.argString(1) : ''}'. Try PUBSUB HELP.`);
+      return s.refuse('pubsub', text.unknownSubcommand('pubsub', cmd.argc > 1 ? cmd.argString(1) : ''));
     }
   }
-  s.refuse(name, `ERR ringside: ${name.toUpperCase()} is not supported through the sidecar`);
+  s.refuse(name, text.notSupported(name));
 }

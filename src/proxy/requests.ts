@@ -7,11 +7,19 @@
  *   SimpleRequest  one node; the node's reply forwarded unchanged (redirects handled)
  *   SplitRequest   MGET / MSET / DEL-like across slots: one fragment per node, merged
  *   FanoutRequest  every master (KEYS, DBSIZE, SCRIPT LOAD, ...), merged by a function
+ *   DeferredRequest started only when it reaches the head of the client's queue (WAIT)
+ *
+ * `commandRequest` makes the SimpleRequest for a parsed command, whatever its form (inline or RESP).
  */
 import type { NodeConnection, NodeError, Pending } from './node-connection';
+import type { ParsedCommand } from '../resp/request-parser';
 import { arrayElements } from '../resp/reply-framer';
 import * as enc from '../resp/encode';
 import type { Histogram } from '../observe/stats';
+import { allOk, sumIntegers } from './replies';
+
+/** The command families, each with its own latency histogram (stats, metrics). */
+export type Family = 'simple' | 'split' | 'local' | 'fanout' | 'transaction' | 'blocking' | 'pubsub' | 'script';
 
 export interface RequestOwner {
   completed(req: Request): void;
@@ -21,8 +29,10 @@ export abstract class Request implements Pending {
   readonly owner: RequestOwner;
   /** lower-case command name, for stats */
   readonly name: string;
-  readonly family: string;
+  readonly family: Family;
   readonly t0: number;
+  /** started only at the head of the queue (DeferredRequest) */
+  readonly deferred: boolean = false;
   done = false;
   rbuf: Buffer | null = null;
   rs = 0;
@@ -35,7 +45,7 @@ export abstract class Request implements Pending {
   nodes: string[] | null = null;
   /** true when the reply is an error the sidecar produced (refused), for stats */
   refused = false;
-  constructor(owner: RequestOwner, name: string, family: string, t0: number) {
+  constructor(owner: RequestOwner, name: string, family: Family, t0: number) {
     this.owner = owner;
     this.name = name;
     this.family = family;
@@ -113,8 +123,9 @@ export class SimpleRequest implements Pending {
   // Request's fields (see there)
   readonly owner: RequestOwner;
   readonly name: string;
-  readonly family: string;
+  readonly family: Family;
   readonly t0: number;
+  readonly deferred = false;
   done = false;
   rbuf: Buffer | null = null;
   rs = 0;
@@ -131,7 +142,7 @@ export class SimpleRequest implements Pending {
   readonly ce: number;
   readonly slot: number;
   redirects = 0;
-  constructor(owner: RequestOwner, handler: RedirectHandler, name: string, family: string, t0: number, cbuf: Buffer, cs: number, ce: number, slot: number) {
+  constructor(owner: RequestOwner, handler: RedirectHandler, name: string, family: Family, t0: number, cbuf: Buffer, cs: number, ce: number, slot: number) {
     this.owner = owner;
     this.name = name;
     this.family = family;
@@ -161,6 +172,13 @@ export class SimpleRequest implements Pending {
 }
 Object.setPrototypeOf(SimpleRequest.prototype, Request.prototype);
 
+/** The request for a command sent to one node as it came (an inline command is re-encoded as RESP). */
+export function commandRequest(owner: RequestOwner, handler: RedirectHandler, name: string, family: Family, t0: number, cmd: ParsedCommand, slot: number): SimpleRequest {
+  if (!cmd.inline) return new SimpleRequest(owner, handler, name, family, t0, cmd.buf, cmd.start, cmd.end, slot);
+  const raw = cmd.toResp();
+  return new SimpleRequest(owner, handler, name, family, t0, raw, 0, raw.length, slot);
+}
+
 /** One part of a split or fan-out request. */
 class Fragment implements Pending {
   readonly parent: MergingRequest;
@@ -181,7 +199,7 @@ class Fragment implements Pending {
 export abstract class MergingRequest extends Request {
   readonly replies: (Buffer | null)[];
   #waiting: number;
-  constructor(owner: RequestOwner, name: string, family: string, t0: number, fragments: number) {
+  constructor(owner: RequestOwner, name: string, family: Family, t0: number, fragments: number) {
     super(owner, name, family, t0);
     this.replies = new Array(fragments).fill(null);
     this.#waiting = fragments;
@@ -203,11 +221,6 @@ export abstract class MergingRequest extends Request {
       }
     }
   }
-  /** the first error reply among the fragments, if any */
-  firstError(replies: Buffer[]): Buffer | null {
-    for (const r of replies) if (r[0] === 0x2d) return r;
-    return null;
-  }
   abstract merge(replies: Buffer[]): Buffer;
 }
 
@@ -221,7 +234,7 @@ export class MgetRequest extends MergingRequest {
     this.total = total;
   }
   merge(replies: Buffer[]): Buffer {
-    const err = this.firstError(replies);
+    const err = replies.find((r) => r[0] === 0x2d);
     if (err) return err;
     const parts: Buffer[] = new Array(this.total + 1);
     parts[0] = Buffer.from(`*${this.total}\r\n`);
@@ -238,21 +251,14 @@ export class MgetRequest extends MergingRequest {
 /** DEL, UNLINK, EXISTS, TOUCH across nodes: the integer replies summed. */
 export class SumRequest extends MergingRequest {
   merge(replies: Buffer[]): Buffer {
-    const err = this.firstError(replies);
-    if (err) return err;
-    let sum = 0;
-    for (const r of replies) {
-      if (r[0] !== 0x3a) throw new Error('expected an integer reply');
-      sum += Number(r.toString('latin1', 1, r.length - 2));
-    }
-    return enc.integer(sum);
+    return sumIntegers(replies);
   }
 }
 
 /** MSET across nodes: +OK when every fragment said so. */
 export class AllOkRequest extends MergingRequest {
   merge(replies: Buffer[]): Buffer {
-    return this.firstError(replies) ?? enc.OK;
+    return allOk(replies);
   }
 }
 
@@ -265,5 +271,28 @@ export class FanoutRequest extends MergingRequest {
   }
   merge(replies: Buffer[]): Buffer {
     return this.#merge(replies);
+  }
+}
+
+/** WAIT: started only when every earlier request of the client has been answered. */
+export class DeferredRequest extends Request {
+  override readonly deferred = true;
+  readonly #start: (req: DeferredRequest) => void;
+  started = false;
+  #left = 0;
+  constructor(owner: RequestOwner, name: string, t0: number, start: (req: DeferredRequest) => void) {
+    super(owner, name, 'blocking', t0);
+    this.#start = start;
+  }
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.#start(this);
+  }
+  expect(n: number): void {
+    this.#left = n;
+  }
+  onReply(buf: Buffer, start: number, end: number): void {
+    if (--this.#left <= 0) this.complete(buf, start, end);
   }
 }

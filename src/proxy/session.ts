@@ -11,60 +11,29 @@
  * one write. When more
  * than `maxInflight` requests wait, or the socket's write buffer is over `outputLimit`, reading
  * from the client pauses until it drains: nothing is dropped. The `mode` handles the states a
- * client can enter (transaction, pub/sub, blocked): see src/proxy/modes.ts.
+ * client can enter (transaction, pub/sub). Where a command goes is not decided here: dispatch
+ * (src/proxy/dispatch.ts) hands it to its family, which routes with src/proxy/router.ts and
+ * sees this class only through the `Session` interface (src/proxy/context.ts).
  */
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo';
 import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
-import { SocketWriter } from './fast-write';
-import { readTime } from './clock';
-import { ParsedCommand, RequestParser, encodeCommand } from '../resp/request-parser';
-import {
-  AllOkRequest,
-  LocalRequest,
-  MgetRequest,
-  Redirect,
-  RedirectHandler,
-  Request,
-  RequestOwner,
-  SimpleRequest,
-  SumRequest,
-} from './requests';
-import { CommandSpec, KeyExtractionError, arityOk, hasBlockOption, keyIndexes, lookup, subcommand } from '../commands/table';
-import { slotOfBytes } from '../cluster/slot';
+import { SocketWriter, readTime } from './io';
+import { ParsedCommand, RequestParser } from '../resp/request-parser';
+import { DeferredRequest, LocalRequest, Request, SimpleRequest } from './requests';
+import type { Family } from './requests';
+import { CommandSpec, lookup } from '../commands/table';
 import * as enc from '../resp/encode';
-import type { SidecarContext } from './context';
-import type { Routing } from './cluster-view';
-import { localCommand } from './local';
+import type { PubSubLike, Session, SessionMode, SidecarContext, TransactionLike } from './context';
 import type { NodeConnection } from './node-connection';
-import { TransactionState } from './transaction';
-import { PubSubState } from './pubsub';
-import { DeferredRequest } from './blocking';
+import { dispatchCommand } from './dispatch';
 import { logger } from '../observe/log';
 
-const META = Buffer.from('__cluster__:');
-const MAX_REDIRECTS = 3;
 /** replies held for the rest of their read (#holdReplies) go out anyway past this many bytes */
 const HOLD_BYTES = 64 * 1024;
 
-export function isMetaKey(buf: Buffer, s: number, e: number): boolean {
-  return e - s >= META.length && buf[s] === 0x5f && buf.compare(META, 0, META.length, s, s + META.length) === 0;
-}
-
-export const META_REFUSED = 'ERR ringside: keys under __cluster__: are the cluster\'s metadata and cannot be read or written by applications';
-export const crossSlot = "CROSSSLOT Keys in request don't hash to the same slot";
-
-/** A client state that takes over dispatch (MULTI, SUBSCRIBE, a blocked command). */
-export interface SessionMode {
-  /** Handles the command; returns false to let normal dispatch handle it. */
-  dispatch(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): boolean;
-  /** The client went away or RESET: release what the mode holds. */
-  close(): void;
-}
-
-export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
+export class ClientSession implements Flushable, Session {
   dirty = false;
   readonly id: number;
   readonly ctx: SidecarContext;
@@ -86,8 +55,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   subs = { channels: 0, patterns: 0, shard: 0 };
   /** the master this client last wrote to (WAIT) */
   lastWriteAddress = '';
-  #tx: TransactionState | null = null;
-  #pubsub: PubSubState | null = null;
+  tx: TransactionLike | null = null;
+  subscriptions: PubSubLike | null = null;
   /** the client's own connections for blocking commands, by address */
   #dedicated: Map<string, NodeConnection> | null = null;
   readonly #parser: RequestParser;
@@ -219,7 +188,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
       else if (r.node) stats.node(r.node).observe(sec);
       if (slowlog.threshold >= 0 && usec >= slowlog.threshold) slowlog.maybeAdd(usec, this.#argsOf(r), { addr: this.addr, name: this.name }, r.node);
     }
-    if (r instanceof DeferredRequest && !r.started) r.start();
+    if (r !== undefined && r.deferred) (r as DeferredRequest).start();
     if (!this.#out.empty && !this.#feeding && !this.#holdReplies()) markDirty(this);
     if (this.#paused) this.#checkPressure();
     if (this.#draining && this.#queue.length === 0) this.#maybeEnd();
@@ -295,8 +264,8 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
     this.#out.clear();
     this.mode?.close();
     this.mode = null;
-    this.#tx?.close();
-    this.#pubsub?.close();
+    this.tx?.close();
+    this.subscriptions?.close();
     if (this.#dedicated !== null) {
       for (const c of this.#dedicated.values()) c.close('closed: the client went away');
       this.#dedicated.clear();
@@ -332,7 +301,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   }
 
   /** Queues an answer the sidecar makes itself. */
-  reply(name: string, buf: Buffer, refused = false, family = 'local'): void {
+  reply(name: string, buf: Buffer, refused = false, family: Family = 'local'): void {
     const req = new LocalRequest(this, name, family, readTime());
     req.refused = refused;
     this.#queue.push(req);
@@ -395,24 +364,16 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   /** RESET: leave transactions and pub/sub; the next use starts afresh. */
   resetModes(): void {
     this.mode = null;
-    this.#tx?.resetState();
-    this.#tx = null;
-    this.#pubsub?.close();
-    this.#pubsub = null;
+    this.tx?.resetState();
+    this.tx = null;
+    this.subscriptions?.close();
+    this.subscriptions = null;
     this.subs = { channels: 0, patterns: 0, shard: 0 };
-  }
-
-  /** Transaction state (WATCH/MULTI), created on first use. */
-  tx(): TransactionState {
-    return (this.#tx ??= new TransactionState(this));
-  }
-  pubsub(): PubSubState {
-    return (this.#pubsub ??= new PubSubState(this));
   }
 
   /** The connection for commands to `addr`: the pinned one while WATCH holds it, else shared. */
   connFor(addr: string): NodeConnection {
-    const tx = this.#tx;
+    const tx = this.tx;
     if (tx !== null && tx.conn !== null && tx.conn.address === addr) return tx.conn;
     return this.ctx.pool.get(addr, this.id, this.proto);
   }
@@ -436,15 +397,7 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   /** Starts a deferred request that has reached the head of the queue. */
   startDeferred(): void {
     const head = this.#queue.peek();
-    if (head instanceof DeferredRequest && !head.started) head.start();
-  }
-
-  /** Sends the command as it came to `addr` (no key checks: the caller made them). */
-  sendRaw(name: string, family: string, t0: number, cmd: ParsedCommand, addr: string): void {
-    const raw = cmd.inline ? cmd.toResp() : cmd.buf;
-    const req = new SimpleRequest(this, this, name, family, t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, -1);
-    this.#queue.push(req);
-    req.sendTo(this.connFor(addr));
+    if (head !== undefined && head.deferred) (head as DeferredRequest).start();
   }
 
   // ---------------------------------------------------------------- dispatch
@@ -458,236 +411,6 @@ export class ClientSession implements Flushable, RequestOwner, RedirectHandler {
   }
 
   dispatchNormal(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void {
-    if (!spec) {
-      const name = cmd.argString(0);
-      this.lastCommand = name.toLowerCase();
-      const args = [];
-      for (let i = 1; i < cmd.argc && i < 4; i++) args.push(`'${cmd.argString(i).slice(0, 128)}' `);
-      // counted under one name: a client must not grow the stats (and metric labels) at will
-      this.refuse('unknown', `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.join('')}`);
-      return;
-    }
-    this.lastCommand = spec.name;
-    if (!arityOk(spec, cmd.argc)) {
-      this.refuse(spec.name, `ERR wrong number of arguments for '${spec.name}' command`);
-      return;
-    }
-    switch (spec.handling) {
-      case 'keyed':
-        if ((spec.name === 'xread' || spec.name === 'xreadgroup') && hasBlockOption(cmd)) return this.ctx.modes.blocking(this, cmd, spec, t0);
-        return this.routeKeyed(spec, cmd, t0, 'simple');
-      case 'split-mget':
-      case 'split-mset':
-      case 'split-sum':
-        return this.#split(spec, cmd, t0);
-      case 'local':
-        return localCommand(this, spec, cmd, t0);
-      case 'fanout':
-        return this.ctx.modes.fanout(this, cmd, spec, t0);
-      case 'script':
-        return this.ctx.modes.script(this, cmd, spec, t0);
-      case 'transaction':
-        return this.ctx.modes.transaction(this, cmd, spec, t0);
-      case 'blocking':
-        return this.ctx.modes.blocking(this, cmd, spec, t0);
-      case 'pubsub':
-        return this.ctx.modes.pubsub(this, cmd, spec, t0);
-      case 'refused':
-        return this.refuse(spec.name, `ERR ringside: ${spec.name.toUpperCase()} ${spec.reason ?? 'is not supported through the sidecar'}`);
-    }
-  }
-
-  /**
-   * The slot of a keyed command, or a string: the error to answer. Checks metadata keys and
-   * that every key shares one slot.
-   */
-  slotOf(spec: CommandSpec, cmd: ParsedCommand): number | string {
-    let effective = spec;
-    if (spec.subcommands) {
-      const sub = subcommand(spec, cmd);
-      if (!sub || (sub.keyStart <= 0 && !sub.movable))
-        return `ERR ringside: ${spec.name.toUpperCase()} ${cmd.argc > 1 ? cmd.argString(1).slice(0, 64).toUpperCase() + ' ' : ''}is not supported through the sidecar`;
-      effective = sub;
-    }
-    if (!effective.movable && effective.keyStart === 1 && effective.keyStop === 1 && cmd.argc >= 2) {
-      // one key, the first argument (GET, SET, INCR, LPUSH, ...): no key list to build
-      const s = cmd.argStart[1]!;
-      const e = cmd.argEnd[1]!;
-      if (isMetaKey(cmd.buf, s, e)) return META_REFUSED;
-      return slotOfBytes(cmd.buf, s, e);
-    }
-    const keys: number[] = [];
-    try {
-      keyIndexes(effective, cmd, keys);
-    } catch (e) {
-      if (e instanceof KeyExtractionError) return e.message;
-      throw e;
-    }
-    if (keys.length === 0) return '';
-    let slot = -1;
-    const buf = cmd.buf;
-    for (let i = 0; i < keys.length; i++) {
-      const s = cmd.argStart[keys[i]!]!;
-      const e = cmd.argEnd[keys[i]!]!;
-      if (isMetaKey(buf, s, e)) return META_REFUSED;
-      const ks = slotOfBytes(buf, s, e);
-      if (slot === -1) slot = ks;
-      else if (ks !== slot) return crossSlot;
-    }
-    return slot;
-  }
-
-  /** The routing to use now, or null after answering the refusal. */
-  routingOrRefuse(name: string): Routing | null {
-    const err = this.ctx.view.leaseError(this.now);
-    if (err !== null) {
-      this.refuse(name, err);
-      return null;
-    }
-    return this.ctx.view.routing;
-  }
-
-  /** Why a command for node index `node` cannot go out now (its master is being switched), or null. */
-  holdReason(r: Routing, node: number): string | null {
-    if (node === r.switchingIndex)
-      return `TRYAGAIN ringside: node ${r.table.names[node]} is switching to a new master; retry shortly`;
-    return null;
-  }
-
-  routeKeyed(spec: CommandSpec, cmd: ParsedCommand, t0: number, family: string): void {
-    const slot = this.slotOf(spec, cmd);
-    if (typeof slot === 'string') {
-      this.refuse(spec.name, slot || `ERR ringside: ${spec.name.toUpperCase()} has no key to route by`);
-      return;
-    }
-    const r = this.routingOrRefuse(spec.name);
-    if (!r) return;
-    const node = r.table.owner[slot]!;
-    const hold = this.holdReason(r, node);
-    if (hold) return this.refuse(spec.name, hold);
-    const raw = cmd.inline ? cmd.toResp() : cmd.buf;
-    const req = new SimpleRequest(this, this, spec.name, family, t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, slot);
-    this.#queue.push(req);
-    const mig = r.migrating.get(slot);
-    if (mig) return this.ctx.migration.send(this, req, spec, cmd, r, mig);
-    const addr = this.#address(r, node, spec.readonly && !spec.write);
-    if (spec.write) this.lastWriteAddress = addr;
-    req.sendTo(this.connFor(addr));
-  }
-
-  #address(r: Routing, node: number, read: boolean): string {
-    // the master, or a replica by --read-from: apart, so the common case stays small enough to
-    // inline into routeKeyed with everything else it calls
-    return !read || this.ctx.options.readFrom === 'master' ? r.masterOf[node]! : this.#readAddress(r, node);
-  }
-
-  #readAddress(r: Routing, node: number): string {
-    const policy = this.ctx.options.readFrom;
-    const replicas = r.replicasOf[node]!;
-    const pool = this.ctx.pool;
-    const up = replicas.filter((a) => !pool.isDown(a));
-    if (policy === 'replica') return up.length ? up[this.id % up.length]! : r.masterOf[node]!;
-    const all = pool.isDown(r.masterOf[node]!) ? up : [r.masterOf[node]!, ...up];
-    return all.length ? all[this.id % all.length]! : r.masterOf[node]!;
-  }
-
-  /** A node said the configuration is stale: reload, and send the command where it belongs. */
-  redirect(req: SimpleRequest, kind: Redirect, target: string | null): void {
-    const ctx = this.ctx;
-    ctx.stats.redirects++;
-    if (++req.redirects > MAX_REDIRECTS) {
-      req.fail(`ERR ringside: ${req.name.toUpperCase()} was redirected more than ${MAX_REDIRECTS} times; the cluster configuration is changing, retry`);
-      return;
-    }
-    const reason = kind === Redirect.Migrated ? 'MIGRATED' : kind === Redirect.WrongSlot ? 'wrong hash slot' : 'READONLY master';
-    const r = ctx.view.routing;
-    if (kind === Redirect.Migrated && target && r) {
-      // expected while our configuration already says the slot is moving there: no reload
-      if (r.migrating.get(req.slot)?.toAddress !== target) void ctx.view.requestReload(`${reason} from ${req.node}`);
-      if (Object.values(r.config.nodes).some((n) => n.master === target)) {
-        req.sendTo(this.connFor(target));
-        return;
-      }
-    }
-    void ctx.view.requestReload(`${reason} from ${req.node}`).then(() => this.#reroute(req));
-  }
-
-  #reroute(req: SimpleRequest): void {
-    const err = this.ctx.view.leaseError();
-    if (err) return req.fail(err);
-    const r = this.ctx.view.routing!;
-    const node = r.table.owner[req.slot]!;
-    const hold = this.holdReason(r, node);
-    if (hold) return req.fail(hold);
-    // the command's arguments are gone, so it cannot be wrapped in the migration script
-    if (r.migrating.has(req.slot)) return req.fail(`TRYAGAIN ringside: slot ${req.slot} is migrating; retry shortly`);
-    req.sendTo(this.connFor(r.masterOf[node]!));
-  }
-
-  // ---------------------------------------------------------------- MGET, MSET, DEL and the like
-
-  #split(spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
-    const name = spec.name;
-    const step = spec.handling === 'split-mset' ? 2 : 1;
-    if (step === 2 && (cmd.argc - 1) % 2 !== 0) return this.refuse(name, `ERR wrong number of arguments for '${name}' command`);
-    const r = this.routingOrRefuse(name);
-    if (!r) return;
-    const owner = r.table.owner;
-    const buf = cmd.buf;
-    // group key argument indexes by node, keeping their original order
-    const groups = new Map<number, number[]>();
-    let firstSlot = -1;
-    let oneSlot = true;
-    for (let i = 1; i < cmd.argc; i += step) {
-      const s = cmd.argStart[i]!;
-      const e = cmd.argEnd[i]!;
-      if (isMetaKey(buf, s, e)) return this.refuse(name, META_REFUSED);
-      const slot = slotOfBytes(buf, s, e);
-      if (firstSlot === -1) firstSlot = slot;
-      else if (slot !== firstSlot) oneSlot = false;
-      const node = owner[slot]!;
-      const hold = this.holdReason(r, node);
-      if (hold) return this.refuse(name, hold);
-      if (r.migrating.has(slot)) {
-        if (!oneSlot || groups.size > 0) return this.refuse(name, `TRYAGAIN ringside: slot ${slot} is migrating; multi-key commands across slots wait until it has moved`);
-      }
-      let g = groups.get(node);
-      if (!g) groups.set(node, (g = []));
-      g.push(i);
-    }
-    if (oneSlot) return this.routeKeyed(spec, cmd, t0, 'simple');
-    const nameBuf = cmd.arg(0);
-    const nodes = [...groups.keys()];
-    if (nodes.length === 1) {
-      // every key on one node: the command as it came
-      const raw = cmd.inline ? cmd.toResp() : cmd.buf;
-      const req = new SimpleRequest(this, this, name, 'split', t0, raw, cmd.inline ? 0 : cmd.start, cmd.inline ? raw.length : cmd.end, firstSlot);
-      this.#queue.push(req);
-      const addr = this.#address(r, nodes[0]!, spec.readonly && !spec.write);
-      if (spec.write) this.lastWriteAddress = addr;
-      req.sendTo(this.connFor(addr));
-      return;
-    }
-    let req: MgetRequest | SumRequest | AllOkRequest;
-    if (spec.handling === 'split-mget') {
-      req = new MgetRequest(this, t0, nodes.map((n) => groups.get(n)!.map((i) => i - 1)), cmd.argc - 1);
-    } else if (spec.handling === 'split-sum') req = new SumRequest(this, name, 'split', t0, nodes.length);
-    else req = new AllOkRequest(this, name, 'split', t0, nodes.length);
-    this.#queue.push(req);
-    req.nodes = [];
-    nodes.forEach((node, k) => {
-      const idx = groups.get(node)!;
-      const args: Buffer[] = [nameBuf];
-      for (const i of idx) {
-        args.push(cmd.arg(i));
-        if (step === 2) args.push(cmd.arg(i + 1));
-      }
-      const bytes = encodeCommand(args);
-      const addr = this.#address(r, node, spec.readonly && !spec.write);
-      req.node = addr;
-      req.nodes!.push(addr);
-      if (spec.write) this.lastWriteAddress = addr;
-      this.connFor(addr).send(bytes, 0, bytes.length, req.fragment(k));
-    });
+    dispatchCommand(this, cmd, spec, t0);
   }
 }

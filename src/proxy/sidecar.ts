@@ -1,6 +1,6 @@
 /**
  * The sidecar: local listeners (TCP on loopback, optionally a Unix socket), the client sessions,
- * the shared node pool, the cluster view, the modes for stateful commands, and the HTTP port for
+ * the shared node pool, the cluster view, and the HTTP port for
  * metrics and health. `stop()` is graceful: stop accepting, let every session finish what it has
  * in flight (up to a deadline), then close.
  */
@@ -10,10 +10,9 @@ import { randomBytes } from 'node:crypto';
 import { ClusterView } from './cluster-view';
 import { Pool } from './pool';
 import { ClientSession } from './session';
-import type { Modes, SidecarContext, SidecarOptions } from './context';
+import type { SidecarContext, SidecarOptions } from './context';
 import { migrationPath } from './migration';
-import { createModes } from './modes';
-import { ScriptCache } from './scripts';
+import { ScriptCache } from './script-cache';
 import { Stats } from '../observe/stats';
 import { SlowLog } from '../observe/slowlog';
 import { renderInfo } from '../observe/info';
@@ -23,7 +22,7 @@ import { DEFAULT_LIMITS } from '../resp/request-parser';
 import { majority } from '../cluster/config';
 import { logger, setLogLevel } from '../observe/log';
 import { FailoverAgent } from '../failover/agent';
-import { adoptClient } from './fast-read';
+import { adoptClient } from './io';
 import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
 
@@ -102,7 +101,6 @@ export class Sidecar implements SidecarContext {
   readonly slowlog = new SlowLog();
   readonly view: ClusterView;
   readonly pool: Pool;
-  readonly modes: Modes;
   readonly migration = migrationPath;
   readonly sessions = new Set<ClientSession>();
   readonly scripts = new ScriptCache();
@@ -172,7 +170,6 @@ export class Sidecar implements SidecarContext {
         client: (a) => this.view.client(a),
       });
     }
-    this.modes = createModes(this);
   }
 
   #label(addr: string): string {

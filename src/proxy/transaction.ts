@@ -13,9 +13,12 @@
 import type { ParsedCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
 import { arityOk } from '../commands/table';
-import type { ClientSession, SessionMode } from './session';
+import type { Session, TransactionLike } from './context';
 import type { NodeConnection, NodeError } from './node-connection';
 import { Request } from './requests';
+import { MIGRATING, nodeFor, refusalFor, anyMaster, slotOf } from './router';
+import { masterOrRefuse, routingOrRefuse } from './keyed';
+import * as text from './replies';
 import * as enc from '../resp/encode';
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
@@ -25,7 +28,7 @@ const UNWATCH = Buffer.from('*1\r\n$7\r\nUNWATCH\r\n');
 /** EXEC's reply is the last of n+2 replies (MULTI, each queued command, EXEC). */
 class ExecRequest extends Request {
   #left: number;
-  constructor(s: ClientSession, t0: number, replies: number) {
+  constructor(s: Session, t0: number, replies: number) {
     super(s, 'exec', 'transaction', t0);
     this.#left = replies;
   }
@@ -34,7 +37,7 @@ class ExecRequest extends Request {
   }
   override onError(err: NodeError): void {
     this.#left = -1;
-    this.fail(`EXECABORT ringside: ${err.message.replace(/^ERR /, '')}`);
+    this.fail(text.execAbortedBy(err.message));
   }
 }
 
@@ -45,8 +48,8 @@ class PinnedRequest extends Request {
   }
 }
 
-export class TransactionState implements SessionMode {
-  readonly #s: ClientSession;
+export class TransactionState implements TransactionLike {
+  readonly #s: Session;
   /** dedicated connection holding the WATCH, if any */
   conn: NodeConnection | null = null;
   slot = -1;
@@ -55,7 +58,7 @@ export class TransactionState implements SessionMode {
   #aborted = false;
   #connLost = false;
 
-  constructor(s: ClientSession) {
+  constructor(s: Session) {
     this.#s = s;
   }
 
@@ -77,11 +80,11 @@ export class TransactionState implements SessionMode {
       return true;
     }
     if (name === 'multi') {
-      s.refuse('multi', 'ERR MULTI calls can not be nested');
+      s.refuse('multi', text.MULTI_NESTED);
       return true;
     }
     if (name === 'watch') {
-      s.refuse('watch', 'ERR WATCH inside MULTI is not allowed');
+      s.refuse('watch', text.WATCH_IN_MULTI);
       return true;
     }
     if (name === 'quit' || name === 'reset') return false;
@@ -96,10 +99,10 @@ export class TransactionState implements SessionMode {
     const h = spec.handling;
     if (h === 'fanout' || h === 'pubsub' || h === 'refused' || h === 'transaction' || spec.name === 'wait' || (h === 'script' && (spec.name === 'script' || spec.name === 'function'))) {
       this.#aborted = true;
-      s.refuse(spec.name, `ERR ringside: ${spec.name.toUpperCase()} cannot be part of a transaction through the sidecar`);
+      s.refuse(spec.name, text.notInTransaction(spec.name));
       return true;
     }
-    const slot = s.slotOf(spec, cmd);
+    const slot = slotOf(spec, cmd);
     if (typeof slot === 'string' && slot !== '') {
       this.#aborted = true;
       s.refuse(spec.name, slot);
@@ -109,7 +112,7 @@ export class TransactionState implements SessionMode {
       if (this.slot === -1) this.slot = slot;
       else if (slot !== this.slot) {
         this.#aborted = true;
-        s.refuse(spec.name, "CROSSSLOT Keys in request don't hash to the same slot as the transaction's other keys");
+        s.refuse(spec.name, text.CROSSSLOT_TX);
         return true;
       }
     }
@@ -121,16 +124,13 @@ export class TransactionState implements SessionMode {
   /** WATCH outside MULTI. */
   watch(cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
     const s = this.#s;
-    const slot = s.slotOf(spec, cmd);
-    if (typeof slot === 'string') return s.refuse('watch', slot || "ERR wrong number of arguments for 'watch' command");
-    if (this.slot !== -1 && slot !== this.slot) return s.refuse('watch', "CROSSSLOT ringside: WATCH keys must hash to the slot of the keys already watched");
-    const r = s.routingOrRefuse('watch');
+    const slot = slotOf(spec, cmd);
+    if (typeof slot === 'string') return s.refuse('watch', slot || text.wrongArity('watch'));
+    if (this.slot !== -1 && slot !== this.slot) return s.refuse('watch', text.CROSSSLOT_WATCH);
+    const r = routingOrRefuse(s, 'watch');
     if (!r) return;
-    const node = r.table.owner[slot]!;
-    const hold = s.holdReason(r, node);
-    if (hold) return s.refuse('watch', hold);
-    if (r.migrating.has(slot)) return s.refuse('watch', `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly`);
-    const addr = r.masterOf[node]!;
+    const addr = masterOrRefuse(s, 'watch', r, slot);
+    if (addr === null) return;
     if (!this.conn) {
       this.conn = s.ctx.pool.dedicated(addr, s.proto);
       this.#connLost = false;
@@ -184,31 +184,26 @@ export class TransactionState implements SessionMode {
     this.#aborted = false;
     if (aborted) {
       this.#reset();
-      return s.refuse('exec', 'EXECABORT Transaction discarded because of previous errors.');
+      return s.refuse('exec', text.EXECABORT_PREVIOUS);
     }
     if (lost) {
       this.#reset();
-      return s.refuse('exec', 'EXECABORT ringside: the connection holding the WATCH was lost; transaction discarded');
+      return s.refuse('exec', text.EXECABORT_WATCH_LOST);
     }
-    const r = s.routingOrRefuse('exec');
+    const r = routingOrRefuse(s, 'exec');
     if (!r) return this.#reset();
     let addr: string;
     if (slot >= 0) {
-      const node = r.table.owner[slot]!;
-      const hold = s.holdReason(r, node);
-      if (hold) {
+      const node = nodeFor(r, slot, false);
+      if (node < 0) {
         this.#reset();
-        return s.refuse('exec', hold.replace(/^TRYAGAIN/, 'EXECABORT'));
-      }
-      if (r.migrating.has(slot)) {
-        this.#reset();
-        return s.refuse('exec', `EXECABORT ringside: slot ${slot} is migrating; transaction discarded, retry shortly`);
+        return s.refuse('exec', node === MIGRATING ? text.execAbortMigrating(slot) : text.execAbortedBy(refusalFor(r, node, slot)));
       }
       addr = r.masterOf[node]!;
-    } else addr = pinned?.address ?? r.masters[s.id % r.masters.length]!;
+    } else addr = pinned?.address ?? anyMaster(r, s.id, s.ctx.pool.isDown);
     if (pinned && pinned.address !== addr) {
       this.#reset();
-      return s.refuse('exec', 'EXECABORT ringside: the watched keys moved to another node; transaction discarded');
+      return s.refuse('exec', text.EXECABORT_WATCH_MOVED);
     }
     const bytes = Buffer.concat([MULTI, ...queued, EXEC]);
     const req = new ExecRequest(s, t0, queued.length + 2);
@@ -248,15 +243,20 @@ export class TransactionState implements SessionMode {
   }
 }
 
-export function transaction(s: ClientSession, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
-  const tx = s.tx();
+/** The client's transaction state, made on first use. */
+function txOf(s: Session): TransactionState {
+  return (s.tx ??= new TransactionState(s)) as TransactionState;
+}
+
+export function transaction(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: number): void {
+  const tx = txOf(s);
   switch (spec.name) {
     case 'multi':
       return tx.multi();
     case 'exec':
-      return s.refuse('exec', 'ERR EXEC without MULTI');
+      return s.refuse('exec', text.EXEC_WITHOUT_MULTI);
     case 'discard':
-      return s.refuse('discard', 'ERR DISCARD without MULTI');
+      return s.refuse('discard', text.DISCARD_WITHOUT_MULTI);
     case 'watch':
       return tx.watch(cmd, spec, t0);
     case 'unwatch':

@@ -1,5 +1,5 @@
 /**
- * Accepted sockets moved onto the shared read buffer (src/proxy/fast-read.ts): every byte of every
+ * Accepted sockets moved onto the shared read buffer (src/proxy/io/fast-read.ts): every byte of every
  * connection arrives once, in order, even when many connections are read in the same turns (each
  * chunk is a copy, not a view of the shared buffer); pause stops reading; the server still counts
  * its connections, so close() completes once they are gone; a half-close is seen. Reads reach the
@@ -10,7 +10,7 @@ import t from 'tap';
 import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { adoptClient, onread, readDirect } from '../../src/proxy/fast-read';
+import { adoptClient, onread, readDirect } from '../../src/proxy/io/fast-read';
 
 /** The name of the function the socket's handle calls on each read. */
 const handleOnread = (s: net.Socket): string | undefined =>
@@ -167,7 +167,7 @@ t.test('a directly read socket still sees the end of the stream, a reset, and it
 });
 
 t.test('RINGSIDE_PLAIN_READ=1 leaves reads to Node, and the bytes still arrive', async (t) => {
-  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/fast-read.js'));
+  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/io/fast-read.js'));
   const script = `
     const net = require('node:net');
     const { onread, readDirect } = require(${mod});

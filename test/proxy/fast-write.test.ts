@@ -1,5 +1,5 @@
 /**
- * Writes handed to the socket's handle directly (src/proxy/fast-write.ts), on real loopback TCP
+ * Writes handed to the socket's handle directly (src/proxy/io/fast-write.ts), on real loopback TCP
  * sockets: bytes arrive once and in order when the peer stops reading and the kernel's buffer
  * fills (writes left pending in libuv), also when mixed with socket.write; `pending` counts what
  * is not yet written and `onDrain` runs when it is; end() after pending writes delivers them all
@@ -10,7 +10,7 @@ import t from 'tap';
 import net from 'node:net';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { SocketWriter, fastWriteAvailable, handleKeyFound, handleOf } from '../../src/proxy/fast-write';
+import { SocketWriter, fastWriteAvailable, handleKeyFound, handleOf } from '../../src/proxy/io/fast-write';
 
 interface Pair {
   server: net.Server;
@@ -176,7 +176,7 @@ t.test('destroy() with writes pending cancels them quietly', async (t) => {
 });
 
 t.test('RINGSIDE_PLAIN_WRITE=1 leaves writes to socket.write, and the bytes still arrive', async (t) => {
-  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/fast-write.js'));
+  const mod = JSON.stringify(path.join(__dirname, '../../src/proxy/io/fast-write.js'));
   const script = `
     const net = require('node:net');
     const { SocketWriter, fastWriteAvailable } = require(${mod});

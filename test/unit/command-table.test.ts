@@ -9,11 +9,10 @@ import Redis from 'ioredis';
 import rawTable from '@ioredis/commands/built/commands.json';
 import { COMMANDS, HANDLING, KeyExtractionError, MOVABLE_KEYS, arityOk, keyIndexes, lookup, subcommand, CommandSpec } from '../../src/commands/table';
 import { ParsedCommand, RequestParser, encodeCommand } from '../../src/resp/request-parser';
-import { ClientSession, META_REFUSED, crossSlot } from '../../src/proxy/session';
-import { DEFAULT_LIMITS } from '../../src/resp/request-parser';
+import { META_REFUSED, CROSSSLOT as crossSlot } from '../../src/proxy/replies';
+import { slotOf as routeSlotOf } from '../../src/proxy/router';
 import { slotOf } from '../../src/cluster/slot';
 import { RedisProcess } from '../../src/embedded/redis-process';
-import type { SidecarContext } from '../../src/proxy/context';
 
 interface Raw {
   arity: number;
@@ -57,11 +56,8 @@ function keysOf(...args: string[]): string[] {
   return out.map((i) => cmd.argString(i));
 }
 
-/** A session on an unconnected socket: enough to call slotOf, which decides what is routed. */
-function fakeSession(): ClientSession {
-  const ctx = { options: { limits: DEFAULT_LIMITS }, stats: { bytesIn: 0 } } as unknown as SidecarContext;
-  return new ClientSession(new net.Socket(), ctx, 1);
-}
+/** The router's slotOf (pure: no session, no socket), which decides what is routed. */
+const router = { slotOf: routeSlotOf };
 
 t.test('every command flagged movablekeys has a key finder or is refused', async (t) => {
   const movable: string[] = [];
@@ -94,7 +90,7 @@ t.test('every keyless command has an explicit handling, so none is routed to an 
 });
 
 t.test('the keyless subcommands of keyed container commands are refused, the keyed ones routed by their key', async (t) => {
-  const s = fakeSession();
+  const s = router;
   for (const [name, spec] of COMMANDS) {
     if (spec.handling !== 'keyed' || !spec.subcommands) continue;
     for (const [sub, ss] of spec.subcommands) {
@@ -190,7 +186,7 @@ t.test('lookup finds every command in the table by its own name, in any case, an
 });
 
 t.test('slotOf refuses metadata keys and keys in different slots, and finds the shared slot', async (t) => {
-  const s = fakeSession();
+  const s = router;
   const spec = (n: string): CommandSpec => COMMANDS.get(n)!;
   t.equal(s.slotOf(spec('get'), parse('GET', '__cluster__:config')), META_REFUSED);
   t.equal(s.slotOf(spec('rename'), parse('RENAME', 'a', '__cluster__:version')), META_REFUSED, 'metadata as the second key');
@@ -206,7 +202,7 @@ function differentSlots(): [string, string] {
 }
 
 t.test('for every keyed command and argument count, key extraction stays inside the command or refuses', async (t) => {
-  const s = fakeSession();
+  const s = router;
   let checked = 0;
   let bad = 0;
   for (const [name, spec] of COMMANDS) {

@@ -22,12 +22,12 @@ const noRedirects: RedirectHandler = {
 
 function simple(owner: RequestOwner): SimpleRequest {
   const cmd = Buffer.from('*2\r\n$3\r\nGET\r\n$1\r\nk\r\n');
-  return new SimpleRequest(owner, noRedirects, 'get', 'read', 12.5, cmd, 0, cmd.length, 7);
+  return new SimpleRequest(owner, noRedirects, 'get', 'simple', 12.5, cmd, 0, cmd.length, 7);
 }
 
 t.test('a SimpleRequest starts with every field a Request starts with, and the same values', async (t) => {
   const owner = new Owner();
-  const base = new LocalRequest(owner, 'get', 'read', 12.5) as unknown as Record<string, unknown>;
+  const base = new LocalRequest(owner, 'get', 'simple', 12.5) as unknown as Record<string, unknown>;
   const req = simple(owner) as unknown as Record<string, unknown>;
   const fields = Object.keys(base);
   t.ok(fields.length >= 12, `a Request has its fields as own properties (${fields.join(', ')})`);

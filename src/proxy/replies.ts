@@ -1,0 +1,99 @@
+/**
+ * Every reply text the sidecar makes itself, and the functions that merge several nodes' replies
+ * into one (after Envoy's `Response::get()`): one place to read what a client can be told, and
+ * to keep the texts Redis's own where the sidecar answers for a node. The texts are without
+ * RESP framing; `enc.error(text)` frames one.
+ */
+import * as enc from '../resp/encode';
+
+const upper = (name: string): string => name.toUpperCase();
+
+// ---------------------------------------------------------------- Redis's own texts
+
+export const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+export const SYNTAX = 'ERR syntax error';
+export const INVALID_CURSOR = 'ERR invalid cursor';
+export const NOT_INTEGER = 'ERR value is not an integer or out of range';
+export const EXEC_WITHOUT_MULTI = 'ERR EXEC without MULTI';
+export const DISCARD_WITHOUT_MULTI = 'ERR DISCARD without MULTI';
+export const MULTI_NESTED = 'ERR MULTI calls can not be nested';
+export const WATCH_IN_MULTI = 'ERR WATCH inside MULTI is not allowed';
+export const EXECABORT_PREVIOUS = 'EXECABORT Transaction discarded because of previous errors.';
+export const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
+export const BAD_CLIENT_NAME = 'ERR Client names cannot contain spaces, newlines or special characters.';
+
+export const wrongArity = (name: string): string => `ERR wrong number of arguments for '${name}' command`;
+export const unknownSubcommand = (cmd: string, sub: string): string => `ERR unknown subcommand '${sub}'. Try ${upper(cmd)} HELP.`;
+export function unknownCommand(name: string, args: string[]): string {
+  return `ERR unknown command '${name.slice(0, 128)}', with args beginning with: ${args.map((a) => `'${a.slice(0, 128)}' `).join('')}`;
+}
+
+// ---------------------------------------------------------------- the sidecar's refusals
+
+export const META_REFUSED = "ERR ringside: keys under __cluster__: are the cluster's metadata and cannot be read or written by applications";
+export const META_IN_SCRIPT = "ERR ringside: scripts may not name keys under __cluster__: (the cluster's metadata)";
+export const CROSSSLOT_TX = "CROSSSLOT Keys in request don't hash to the same slot as the transaction's other keys";
+export const CROSSSLOT_WATCH = 'CROSSSLOT ringside: WATCH keys must hash to the slot of the keys already watched';
+
+export const notSupported = (what: string): string => `ERR ringside: ${upper(what)} is not supported through the sidecar`;
+export const noKey = (name: string): string => `ERR ringside: ${upper(name)} has no key to route by`;
+export const notInTransaction = (name: string): string => `ERR ringside: ${upper(name)} cannot be part of a transaction through the sidecar`;
+export const redirectedTooOften = (name: string, n: number): string =>
+  `ERR ringside: ${upper(name)} was redirected more than ${n} times; the cluster configuration is changing, retry`;
+
+// the configuration and its lease
+export const NO_CONFIG = 'CLUSTERDOWN ringside: no cluster configuration loaded yet (no seed reachable?)';
+export const NOT_CONFIRMED = 'CLUSTERDOWN ringside: configuration not yet confirmed by a majority of masters; not routing until it is';
+export const leaseLapsed = (agoMs: number, leaseMs: number): string =>
+  `CLUSTERDOWN ringside: configuration not confirmed by a majority of masters for ${agoMs} ms (lease ${leaseMs} ms); not routing until it is`;
+
+// a node's master being switched, a slot being moved
+export const switching = (node: string): string => `TRYAGAIN ringside: node ${node} is switching to a new master; retry shortly`;
+/** why a command for a migrating slot waits: `what` says which commands ('' = this one) */
+export const migrating = (slot: number, what = ''): string =>
+  what === '' ? `TRYAGAIN ringside: slot ${slot} is migrating; retry shortly` : `TRYAGAIN ringside: slot ${slot} is migrating; ${what} wait until it has moved`;
+export const migratingUnchecked = (slot: number, name: string): string =>
+  `TRYAGAIN ringside: slot ${slot} is migrating and ${upper(name)} cannot be checked on its old node; retry shortly`;
+export const MIGRATING_SPLIT = 'TRYAGAIN ringside: the keys of a migrating slot are split between its old and new node; retry';
+
+// transactions
+/** EXEC's answer when the transaction could not be sent or its connection failed: `reason` as an EXECABORT */
+export const execAbortedBy = (reason: string): string => (/^(TRYAGAIN|ERR) /.test(reason) ? reason.replace(/^(TRYAGAIN|ERR) /, 'EXECABORT ') : `EXECABORT ${reason}`);
+export const EXECABORT_WATCH_LOST = 'EXECABORT ringside: the connection holding the WATCH was lost; transaction discarded';
+export const EXECABORT_WATCH_MOVED = 'EXECABORT ringside: the watched keys moved to another node; transaction discarded';
+export const execAbortMigrating = (slot: number): string => `EXECABORT ringside: slot ${slot} is migrating; transaction discarded, retry shortly`;
+
+// ---------------------------------------------------------------- merging several nodes' replies
+
+/** The first error reply among several nodes' replies, or null. */
+export function firstError(replies: readonly Buffer[]): Buffer | null {
+  for (const r of replies) if (r[0] === 0x2d) return r;
+  return null;
+}
+
+/** OK when every node said OK, else the first error. */
+export function allOk(replies: readonly Buffer[]): Buffer {
+  return firstError(replies) ?? enc.OK;
+}
+
+/** The sum of every node's integer reply (never below 0), or the first error; throws on a reply of another type. */
+export function sumIntegers(replies: readonly Buffer[]): Buffer {
+  const err = firstError(replies);
+  if (err) return err;
+  let n = 0;
+  for (const r of replies) {
+    if (r[0] !== 0x3a) throw new Error('expected an integer reply');
+    n += Number(r.toString('latin1', 1, r.length - 2));
+  }
+  return enc.integer(Math.max(0, n));
+}
+
+/** The first error, or the first reply (the same answer from every node: SCRIPT LOAD, FUNCTION LOAD). */
+export function firstErrorOrFirst(replies: readonly Buffer[]): Buffer {
+  return firstError(replies) ?? replies[0]!;
+}
+
+/** A simple-string reply where one node gave one (SCRIPT KILL, FUNCTION KILL), else the first. */
+export function anyOk(replies: readonly Buffer[]): Buffer {
+  return replies.find((r) => r[0] === 0x2b) ?? replies[0]!;
+}
