@@ -109,6 +109,8 @@ export class ClusterView {
 
   /** Null while the configuration may be used for routing; otherwise the reason it may not. */
   leaseError(now = this.#now()): string | null {
+    // the common case first, without a call: confirmed within the lease
+    if (this.#confirmedAt !== 0 && now - this.#confirmedAt <= this.leaseMs && this.#routing !== null) return null;
     const err = leaseRefusal(this.#routing !== null, this.#confirmedAt, now, this.leaseMs);
     if (err !== null && this.#confirmedAt !== 0 && this.#stats.leaseValid) {
       this.#stats.leaseValid = false;

@@ -57,6 +57,6 @@ export function dispatchCommand(s: Session, cmd: ParsedCommand, spec: CommandSpe
     case 'pubsub':
       return pubsub(s, cmd, spec, t0);
     case 'refused':
-      return s.refuse(spec.name, spec.reason ? `ERR ringside: ${spec.name.toUpperCase()} ${spec.reason}` : text.notSupported(spec.name));
+      return s.refuse(spec.name, spec.reason ? text.refusedByTable(spec.name, spec.reason) : text.notSupported(spec.name));
   }
 }

@@ -58,8 +58,9 @@ export function routeKeyed(s: Session, spec: CommandSpec, cmd: ParsedCommand, t0
     const mig = r.migrating.get(slot);
     if (mig) return s.ctx.migration.send(s, req, spec, cmd, r, mig);
   }
-  const addr = addressFor(r, node, spec.readonly && !spec.write, s.ctx.options.readFrom, s.id, s.ctx.pool.isDown);
-  if (spec.write) s.lastWriteAddress = addr;
+  let addr: string;
+  if (spec.write) s.lastWriteAddress = addr = r.masterOf[node]!;
+  else addr = spec.readonly ? addressFor(r, node, true, s.ctx.options.readFrom, s.id, s.ctx.pool.isDown) : r.masterOf[node]!;
   req.sendTo(s.connFor(addr));
 }
 

@@ -71,12 +71,12 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
     case 'select': {
       const db = cmd.argInt(1);
       if (Number.isNaN(db)) return s.refuse(name, text.NOT_INTEGER);
-      if (db !== 0) return s.refuse(name, 'ERR DB index is out of range (a ringside cluster has only database 0)');
+      if (db !== 0) return s.refuse(name, text.DB_OUT_OF_RANGE);
       return s.reply(name, enc.OK);
     }
     case 'auth': {
       if (cmd.argc === 2)
-        return s.refuse(name, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+        return s.refuse(name, text.AUTH_NO_PASSWORD);
       if (cmd.argIs(1, 'default')) return s.reply(name, enc.OK);
       return s.refuse(name, text.WRONGPASS);
     }
@@ -84,8 +84,8 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
       let i = 1;
       if (cmd.argc > 1) {
         const v = cmd.argInt(1);
-        if (Number.isNaN(v)) return s.refuse(name, 'ERR Protocol version is not an integer or out of range');
-        if (v !== 2 && v !== 3) return s.refuse(name, 'NOPROTO unsupported protocol version');
+        if (Number.isNaN(v)) return s.refuse(name, text.PROTO_NOT_INTEGER);
+        if (v !== 2 && v !== 3) return s.refuse(name, text.NOPROTO);
         i = 2;
       }
       for (; i < cmd.argc; i++) {
@@ -96,7 +96,7 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
           const n = cmd.argString(++i);
           if (/[\s]/.test(n)) return s.refuse(name, text.BAD_CLIENT_NAME);
           s.name = n;
-        } else return s.refuse(name, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
+        } else return s.refuse(name, text.helloSyntax(cmd.argString(i)));
       }
       if (cmd.argc > 1) s.proto = cmd.argInt(1) as 2 | 3;
       const fields = ['server', 'redis', 'version', '7.0.0', 'proto', s.proto, 'id', s.id, 'mode', 'standalone', 'role', 'master', 'modules', []];
@@ -155,7 +155,7 @@ function configCommand(s: Session, cmd: ParsedCommand): void {
       else
         return s.refuse(
           'config',
-          `ERR ringside: CONFIG SET ${cmd.argString(i)} is not supported through the sidecar (configure the data nodes directly; the sidecar takes slowlog-log-slower-than and slowlog-max-len)`,
+          text.configSetRefused(cmd.argString(i)),
         );
     }
     changes.forEach((f) => f());
@@ -210,7 +210,7 @@ function clientCommand(s: Session, cmd: ParsedCommand): void {
       return clientKill(s, cmd);
     case 'pause': {
       const ms = cmd.argInt(2);
-      if (Number.isNaN(ms) || ms < 0) return s.refuse('client', 'ERR timeout is not an integer or out of range');
+      if (Number.isNaN(ms) || ms < 0) return s.refuse('client', text.TIMEOUT_NOT_INTEGER);
       let mode: 'all' | 'write' = 'all';
       if (cmd.argc > 3) {
         if (cmd.argIs(3, 'write')) mode = 'write';
@@ -239,7 +239,7 @@ function clientKill(s: Session, cmd: ParsedCommand): void {
   if (cmd.argc === 3) {
     const addr = cmd.argString(2);
     const t = targets.find((o) => o.addr === addr);
-    if (!t) return s.refuse('client', 'ERR No such client');
+    if (!t) return s.refuse('client', text.NO_SUCH_CLIENT);
     if (t === s) s.quit();
     else t.socket.destroy();
     if (t !== s) s.reply('client', enc.OK);
@@ -276,7 +276,7 @@ function slowlogCommand(s: Session, cmd: ParsedCommand): void {
   const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
   if (sub === 'get') {
     const n = cmd.argc > 2 ? cmd.argInt(2) : 10;
-    if (Number.isNaN(n)) return s.refuse('slowlog', 'ERR value is out of range, must be positive');
+    if (Number.isNaN(n)) return s.refuse('slowlog', text.OUT_OF_RANGE_POSITIVE);
     return s.reply('slowlog', encodeSlowlogGet(s.ctx.slowlog.get(n)));
   }
   if (sub === 'len') return s.reply('slowlog', enc.integer(s.ctx.slowlog.len()));

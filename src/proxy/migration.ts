@@ -6,6 +6,7 @@
  * run in a script get the retry error too.
  */
 import type { MigrationPath } from './context';
+import * as text from './replies';
 import { encodeCommand } from '../resp/request-parser';
 import type { ParsedCommand } from '../resp/request-parser';
 import { keyIndexes, subcommand } from '../commands/table';
@@ -15,7 +16,7 @@ export const MIGRATION_SCRIPT = `
 local n = 0
 for i = 1, #KEYS do n = n + redis.call('EXISTS', KEYS[i]) end
 if n == 0 then return redis.error_reply('MIGRATED ' .. ARGV[1]) end
-if n < #KEYS then return redis.error_reply('TRYAGAIN ringside: the keys of a migrating slot are split between its old and new node; retry') end
+if n < #KEYS then return redis.error_reply('${text.MIGRATING_SPLIT}') end
 return redis.pcall(unpack(ARGV, 2))
 `;
 
@@ -30,7 +31,7 @@ function keyArgs(spec: CommandSpec, cmd: ParsedCommand): number[] {
 export const migrationPath: MigrationPath = {
   send(s, req, spec, cmd, r, mig) {
     if (NOT_IN_SCRIPTS.has(spec.name) || spec.blocking) {
-      req.fail(`TRYAGAIN ringside: slot ${req.slot} is migrating and ${spec.name.toUpperCase()} cannot be checked on its old node; retry shortly`);
+      req.fail(text.migratingUnchecked(req.slot, spec.name));
       return;
     }
     const keys = keyArgs(spec, cmd).map((i) => cmd.arg(i));

@@ -21,6 +21,7 @@ import { ReplyFramer } from '../resp/reply-framer';
 import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
 import { SocketWriter, onread, readDirect } from './io';
+import * as text from './replies';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
@@ -85,7 +86,7 @@ export class NodeConnection implements Flushable {
     this.#opts = opts;
     this.#framer = new ReplyFramer(
       (buf, s, e, type) => this.#reply(buf, s, e, type),
-      (msg) => this.#fail('protocol', `ERR ringside: ${this.label} sent a malformed reply (${msg})`),
+      (msg) => this.#fail('protocol', text.nodeMalformed(this.label, msg)),
     );
   }
 
@@ -115,7 +116,7 @@ export class NodeConnection implements Flushable {
   send(buf: Buffer, start: number, end: number, p: Pending): void {
     if (this.#state !== 'ready') {
       if (this.#state === 'closed') {
-        p.onError(new NodeError(this.address, 'closed', `ERR ringside: connection to ${this.label} was closed`));
+        p.onError(new NodeError(this.address, 'closed', text.nodeConnectionLost(this.label, 'was closed')));
         return;
       }
       if (this.#state === 'down' && Date.now() < this.#retryAt) {
@@ -157,7 +158,7 @@ export class NodeConnection implements Flushable {
     this.#framer.reset();
     const connectTimer = setTimeout(() => {
       if (this.#socket === sock && this.#state === 'connecting')
-        this.#fail('timeout', `ERR ringside: ${this.label} did not accept a connection within ${this.#opts.connectTimeoutMs} ms`);
+        this.#fail('timeout', text.nodeConnectTimeout(this.label, this.#opts.connectTimeoutMs));
     }, this.#opts.connectTimeoutMs);
     sock.once('connect', () => {
       clearTimeout(connectTimer);
@@ -177,9 +178,7 @@ export class NodeConnection implements Flushable {
       const refused = this.#state === 'connecting';
       this.#fail(
         refused ? 'refused' : 'lost',
-        refused
-          ? `ERR ringside: ${this.label} is unreachable (${err.code ?? err.message})`
-          : `ERR ringside: connection to ${this.label} lost (${err.code ?? err.message}); the command may or may not have run`,
+        refused ? text.nodeUnreachable(this.label, err.code ?? err.message) : text.nodeLost(this.label, err.code ?? err.message),
       );
     });
     sock.on('close', () => {
@@ -187,9 +186,7 @@ export class NodeConnection implements Flushable {
       if (this.#socket !== sock) return;
       this.#fail(
         this.#state === 'connecting' ? 'refused' : 'lost',
-        this.#state === 'connecting'
-          ? `ERR ringside: ${this.label} is unreachable (connection closed)`
-          : `ERR ringside: connection to ${this.label} lost; the command may or may not have run`,
+        this.#state === 'connecting' ? text.nodeUnreachable(this.label, 'connection closed') : text.nodeLost(this.label, ''),
       );
     });
     if (this.#opts.timeoutMs > 0 && !this.#timer) {
@@ -201,7 +198,7 @@ export class NodeConnection implements Flushable {
   #checkTimeout(): void {
     const t = this.#writtenAt.peek();
     if (t !== undefined && this.#state === 'ready' && Date.now() - t > this.#opts.timeoutMs)
-      this.#fail('timeout', `ERR ringside: ${this.label} did not answer within ${this.#opts.timeoutMs} ms; the command may or may not have run`);
+      this.#fail('timeout', text.nodeTimeout(this.label, this.#opts.timeoutMs));
   }
 
   #reply(buf: Buffer, s: number, e: number, type: number): void {
@@ -245,7 +242,7 @@ export class NodeConnection implements Flushable {
     this.#state = 'closed';
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
-    if (wasLive || this.#pending.length > 0) this.#fail('closed', `ERR ringside: connection to ${this.label} ${reason}`);
+    if (wasLive || this.#pending.length > 0) this.#fail('closed', text.nodeConnectionLost(this.label, reason));
   }
 
   /** Closes once every command in flight has been answered. */

@@ -174,7 +174,7 @@ export class PubSubState implements PubSubLike {
       return true;
     }
     if (!ALLOWED.has(name)) {
-      s.refuse(name, `ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
+      s.refuse(name, text.notInSubscribeContext(name));
       return true;
     }
     if (name === 'ping') {

@@ -22,6 +22,16 @@ export const EXECABORT_PREVIOUS = 'EXECABORT Transaction discarded because of pr
 export const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 export const BAD_CLIENT_NAME = 'ERR Client names cannot contain spaces, newlines or special characters.';
 
+export const DB_OUT_OF_RANGE = 'ERR DB index is out of range (a ringside cluster has only database 0)';
+export const AUTH_NO_PASSWORD = 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?';
+export const PROTO_NOT_INTEGER = 'ERR Protocol version is not an integer or out of range';
+export const NOPROTO = 'NOPROTO unsupported protocol version';
+export const TIMEOUT_NOT_INTEGER = 'ERR timeout is not an integer or out of range';
+export const NO_SUCH_CLIENT = 'ERR No such client';
+export const OUT_OF_RANGE_POSITIVE = 'ERR value is out of range, must be positive';
+export const helloSyntax = (option: string): string => `ERR Syntax error in HELLO option '${option}'`;
+export const notInSubscribeContext = (name: string): string =>
+  `ERR Can't execute '${name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`;
 export const wrongArity = (name: string): string => `ERR wrong number of arguments for '${name}' command`;
 export const unknownSubcommand = (cmd: string, sub: string): string => `ERR unknown subcommand '${sub}'. Try ${upper(cmd)} HELP.`;
 export function unknownCommand(name: string, args: string[]): string {
@@ -36,6 +46,10 @@ export const CROSSSLOT_TX = "CROSSSLOT Keys in request don't hash to the same sl
 export const CROSSSLOT_WATCH = 'CROSSSLOT ringside: WATCH keys must hash to the slot of the keys already watched';
 
 export const notSupported = (what: string): string => `ERR ringside: ${upper(what)} is not supported through the sidecar`;
+export const refusedByTable = (name: string, reason: string): string => `ERR ringside: ${upper(name)} ${reason}`;
+export const mergeFailed = (why: string): string => `ERR ringside: could not merge replies: ${why}`;
+export const configSetRefused = (param: string): string =>
+  `ERR ringside: CONFIG SET ${param} is not supported through the sidecar (configure the data nodes directly; the sidecar takes slowlog-log-slower-than and slowlog-max-len)`;
 export const noKey = (name: string): string => `ERR ringside: ${upper(name)} has no key to route by`;
 export const notInTransaction = (name: string): string => `ERR ringside: ${upper(name)} cannot be part of a transaction through the sidecar`;
 export const redirectedTooOften = (name: string, n: number): string =>
@@ -55,6 +69,15 @@ export const migrating = (slot: number, what = ''): string =>
 export const migratingUnchecked = (slot: number, name: string): string =>
   `TRYAGAIN ringside: slot ${slot} is migrating and ${upper(name)} cannot be checked on its old node; retry shortly`;
 export const MIGRATING_SPLIT = 'TRYAGAIN ringside: the keys of a migrating slot are split between its old and new node; retry';
+
+// a node connection's failures (NodeError messages)
+export const nodeMalformed = (node: string, msg: string): string => `ERR ringside: ${node} sent a malformed reply (${msg})`;
+export const nodeConnectTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not accept a connection within ${ms} ms`;
+export const nodeTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not answer within ${ms} ms; the command may or may not have run`;
+export const nodeUnreachable = (node: string, why: string): string => `ERR ringside: ${node} is unreachable (${why})`;
+export const nodeLost = (node: string, why: string): string =>
+  `ERR ringside: connection to ${node} lost${why ? ` (${why})` : ''}; the command may or may not have run`;
+export const nodeConnectionLost = (node: string, reason: string): string => `ERR ringside: connection to ${node} ${reason}`;
 
 // transactions
 /** EXEC's answer when the transaction could not be sent or its connection failed: `reason` as an EXECABORT */

@@ -16,7 +16,7 @@ import type { ParsedCommand } from '../resp/request-parser';
 import { arrayElements } from '../resp/reply-framer';
 import * as enc from '../resp/encode';
 import type { Histogram } from '../observe/stats';
-import { allOk, sumIntegers } from './replies';
+import { allOk, mergeFailed, sumIntegers } from './replies';
 
 /** The command families, each with its own latency histogram (stats, metrics). */
 export type Family = 'simple' | 'split' | 'local' | 'fanout' | 'transaction' | 'blocking' | 'pubsub' | 'script';
@@ -217,7 +217,7 @@ export abstract class MergingRequest extends Request {
       try {
         this.completeWith(this.merge(this.replies as Buffer[]));
       } catch (e) {
-        this.fail(`ERR ringside: could not merge replies: ${(e as Error).message}`);
+        this.fail(mergeFailed((e as Error).message));
       }
     }
   }

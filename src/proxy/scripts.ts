@@ -99,7 +99,7 @@ function scriptCommand(s: Session, cmd: ParsedCommand, t0: number): void {
   const bytes = cmd.toResp();
   switch (sub) {
     case 'load': {
-      if (cmd.argc !== 3) return s.refuse('script', "ERR wrong number of arguments for 'script|load' command");
+      if (cmd.argc !== 3) return s.refuse('script', text.wrongArity('script|load'));
       if (namesMeta(cmd.arg(2))) return s.refuse('script', text.META_IN_SCRIPT);
       cache.remember(cmd.arg(2));
       return toEveryMaster(s, 'script', t0, () => bytes, text.firstErrorOrFirst);
