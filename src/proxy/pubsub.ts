@@ -10,6 +10,11 @@
  * messages are forwarded as the node's bytes. Subscribe confirmations are answered once the node
  * has confirmed, with the client's own counts, in the order the client asked; a subscribed client
  * may only run (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET, with Redis's errors.
+ *
+ * Keyspace notifications (`__keyspace@<db>__:*`, `__keyevent@<db>__:*`) are made by the master
+ * that holds the key, not published to the hub: channels and patterns with those prefixes are
+ * subscribed on every master (marked EVERY_MASTER), so a subscriber sees every event of the
+ * cluster, each once (replicas, which repeat their master's events, are not subscribed).
  */
 import net from 'node:net';
 import type { ParsedCommand } from '../resp/request-parser';
@@ -21,6 +26,7 @@ import { LocalRequest, Request } from './requests';
 import { toEveryMaster } from './fanout';
 import { routingOrRefuse, sendRaw } from './keyed';
 import * as text from './replies';
+import type { Routing } from './routing';
 import { slotOfBytes } from '../cluster/slot';
 import { splitAddress } from '../cluster/config';
 import * as enc from '../resp/encode';
@@ -150,6 +156,8 @@ export class PubSubState implements PubSubLike {
   readonly patterns = new Map<string, string>();
   readonly shard = new Map<string, string>();
   readonly #links = new Map<string, SubscriberLink>();
+  /** for names subscribed on every master: kind + name → the masters they are subscribed on */
+  readonly #spread = new Map<string, Set<string>>();
   #closed = false;
 
   constructor(s: Session) {
@@ -218,6 +226,11 @@ export class PubSubState implements PubSubLike {
       if (!r) return void setTimeout(retry, 250).unref();
       for (const [ch, addr] of this.channels) if (addr === link.address) this.#resub('subscribe', ch, this.channels);
       for (const [p, addr] of this.patterns) if (addr === link.address) this.#resub('psubscribe', p, this.patterns);
+      for (const [key, on] of this.#spread) {
+        if (!on.delete(link.address)) continue;
+        // subscribe again on every master that has none now (the one that came back, or its successor)
+        for (const m of r.masterOf) if (!on.has(m)) this.#spreadTo(key, m, () => undefined);
+      }
       for (const [ch, addr] of this.shard) if (addr === link.address) this.#resub('ssubscribe', ch, this.shard);
     };
     setTimeout(retry, 250).unref();
@@ -229,6 +242,29 @@ export class PubSubState implements PubSubLike {
     if (!addr) return;
     map.set(ch, addr);
     this.#link(addr).subscribe(kind, Buffer.from(ch, 'latin1'), () => undefined);
+  }
+
+  /** Subscribes `key` (kind + name, as #spread keys it) on master `addr`. */
+  #spreadTo(key: string, addr: string, done: () => void): void {
+    const kind: Kind = key[0] === 'p' ? 'psubscribe' : 'subscribe';
+    this.#spread.get(key)!.add(addr);
+    this.#link(addr).subscribe(kind, Buffer.from(key.slice(1), 'latin1'), done);
+  }
+
+  /** Subscribes a keyspace-notification channel or pattern on every master, confirmed once all have. */
+  #subscribeEverywhere(kind: Kind, name: Buffer, r: Routing, req: SubscribeRequest, frame: Buffer, map: Map<string, string>): void {
+    const key = name.toString('latin1');
+    map.set(key, EVERY_MASTER);
+    const spreadKey = (kind === 'psubscribe' ? 'p' : 'c') + key;
+    this.#spread.set(spreadKey, new Set());
+    const done = req.addFrame(frame, r.masterOf.length);
+    for (const m of r.masterOf) this.#spreadTo(spreadKey, m, done);
+  }
+
+  #unsubscribeEverywhere(kind: Kind, name: Buffer): void {
+    const spreadKey = (kind === 'psubscribe' ? 'p' : 'c') + name.toString('latin1');
+    for (const a of this.#spread.get(spreadKey) ?? []) this.#links.get(a)?.unsubscribe(kind, name);
+    this.#spread.delete(spreadKey);
   }
 
   #ownerOf(name: Buffer): string | null {
@@ -255,6 +291,10 @@ export class PubSubState implements PubSubLike {
             req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 0);
             continue;
           }
+          if (name === 'subscribe' && isKeyspaceChannel(ch)) {
+            this.#subscribeEverywhere('subscribe', ch, r, req, frame3(name, ch, this.count + 1, s.proto), map);
+            continue;
+          }
           const addr = name === 'subscribe' ? hub : r.masterOf[r.table.owner[slotOfBytes(ch)]!]!;
           map.set(key, addr);
           const done = req.addFrame(frame3(name, ch, name === 'subscribe' ? this.count : this.shard.size, s.proto), 1);
@@ -274,6 +314,10 @@ export class PubSubState implements PubSubLike {
           const key = p.toString('latin1');
           if (this.patterns.has(key)) {
             req.addFrame(frame3(name, p, this.count, s.proto), 0);
+            continue;
+          }
+          if (isKeyspaceChannel(p)) {
+            this.#subscribeEverywhere('psubscribe', p, r, req, frame3(name, p, this.count + 1, s.proto), this.patterns);
             continue;
           }
           const hub = hubOf(r);
@@ -303,7 +347,8 @@ export class PubSubState implements PubSubLike {
           const addr = map.get(key);
           if (addr !== undefined) {
             map.delete(key);
-            this.#links.get(addr)?.unsubscribe(kind, n);
+            if (addr === EVERY_MASTER) this.#unsubscribeEverywhere(kind, n);
+            else this.#links.get(addr)?.unsubscribe(kind, n);
           }
           frames.push(frame3(name, n, kind === 'ssubscribe' ? this.shard.size : this.count, s.proto));
         }
@@ -337,9 +382,20 @@ export class PubSubState implements PubSubLike {
     this.channels.clear();
     this.patterns.clear();
     this.shard.clear();
+    this.#spread.clear();
     for (const l of this.#links.values()) l.close();
     this.#links.clear();
   }
+}
+
+/** Where a keyspace-notification subscription lives: every master (PubSubState's maps). */
+const EVERY_MASTER = '*';
+const KEYSPACE = Buffer.from('__keyspace@');
+const KEYEVENT = Buffer.from('__keyevent@');
+
+/** Whether a channel or pattern names keyspace notifications, which every master makes. */
+export function isKeyspaceChannel(name: Buffer): boolean {
+  return name.length > 11 && name[0] === 0x5f && (name.subarray(0, 11).equals(KEYSPACE) || name.subarray(0, 11).equals(KEYEVENT));
 }
 
 /** The node classic pub/sub lives on: the master of the first node (names in order). */
