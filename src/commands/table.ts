@@ -148,8 +148,8 @@ export const HANDLING: Record<string, Handling | [Handling, string]> = {
   object: 'keyed',
   role: ['refused', REFUSE_ADMIN],
   waitaof: ['refused', 'is not supported through the sidecar'],
-  pfselftest: ['refused', REFUSE_ADMIN],
-  pfdebug: ['refused', REFUSE_ADMIN],
+  pfselftest: 'local', // a self-test of the HyperLogLog code: any master runs it
+  pfdebug: 'keyed', // PFDEBUG <subcommand> key: the key's node
   trimslots: ['refused', 'is not supported: ringside nodes are not in Redis Cluster mode'],
   backup: ['refused', REFUSE_ADMIN],
   hotkeys: ['refused', REFUSE_ADMIN],
@@ -236,24 +236,46 @@ function fixedKeys(spec: { keyStart: number; keyStop: number; step: number }, ar
   for (let i = spec.keyStart; i <= last; i += spec.step || 1) out.push(i);
 }
 
-function numkeysAt(cmd: ParsedCommand, at: number, out: number[], step = 1): void {
+/**
+ * How a command family checks its numkeys argument, with Redis's own error texts (7.0):
+ * scripts allow 0 keys; ZUNION/ZINTER/ZDIFF want at least one; the *CARD and *MPOP commands
+ * (and MSETEX) want at least one and say so for a non-number too.
+ */
+const enum Numkeys {
+  Script,
+  ZsetOp,
+  Card,
+}
+
+function numkeysAt(cmd: ParsedCommand, at: number, out: number[], step = 1, style = Numkeys.Card): void {
   const n = cmd.argInt(at);
-  if (!Number.isInteger(n) || n < 0) throw new KeyExtractionError('ERR numkeys should be greater than 0');
-  if (at + 1 + n * step > cmd.argc) throw new KeyExtractionError("ERR Number of keys can't be greater than number of args");
+  const left = cmd.argc - at - 1;
+  if (style === Numkeys.Script) {
+    if (!Number.isInteger(n)) throw new KeyExtractionError('ERR value is not an integer or out of range');
+    if (n < 0) throw new KeyExtractionError("ERR Number of keys can't be negative");
+    if (n * step > left) throw new KeyExtractionError("ERR Number of keys can't be greater than number of args");
+  } else if (style === Numkeys.ZsetOp) {
+    if (!Number.isInteger(n)) throw new KeyExtractionError('ERR value is not an integer or out of range');
+    if (n < 1) throw new KeyExtractionError(`ERR at least 1 input key is needed for '${cmd.argLower(0)}' command`);
+    if (n * step > left) throw new KeyExtractionError('ERR syntax error');
+  } else {
+    if (!Number.isInteger(n) || n < 1) throw new KeyExtractionError('ERR numkeys should be greater than 0');
+    if (n * step > left) throw new KeyExtractionError("ERR Number of keys can't be greater than number of args");
+  }
   for (let i = 0; i < n; i++) out.push(at + 1 + i * step);
 }
 
 /** Key finders for commands whose keys move with their arguments. */
 export const MOVABLE_KEYS: Record<string, (cmd: ParsedCommand, out: number[]) => void> = {
-  eval: (c, o) => numkeysAt(c, 2, o),
-  evalsha: (c, o) => numkeysAt(c, 2, o),
-  eval_ro: (c, o) => numkeysAt(c, 2, o),
-  evalsha_ro: (c, o) => numkeysAt(c, 2, o),
-  fcall: (c, o) => numkeysAt(c, 2, o),
-  fcall_ro: (c, o) => numkeysAt(c, 2, o),
-  zunion: (c, o) => numkeysAt(c, 1, o),
-  zinter: (c, o) => numkeysAt(c, 1, o),
-  zdiff: (c, o) => numkeysAt(c, 1, o),
+  eval: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  evalsha: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  eval_ro: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  evalsha_ro: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  fcall: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  fcall_ro: (c, o) => numkeysAt(c, 2, o, 1, Numkeys.Script),
+  zunion: (c, o) => numkeysAt(c, 1, o, 1, Numkeys.ZsetOp),
+  zinter: (c, o) => numkeysAt(c, 1, o, 1, Numkeys.ZsetOp),
+  zdiff: (c, o) => numkeysAt(c, 1, o, 1, Numkeys.ZsetOp),
   zintercard: (c, o) => numkeysAt(c, 1, o),
   sintercard: (c, o) => numkeysAt(c, 1, o),
   sdiffcard: (c, o) => numkeysAt(c, 1, o),
@@ -264,15 +286,15 @@ export const MOVABLE_KEYS: Record<string, (cmd: ParsedCommand, out: number[]) =>
   bzmpop: (c, o) => numkeysAt(c, 2, o),
   zunionstore: (c, o) => {
     o.push(1);
-    numkeysAt(c, 2, o);
+    numkeysAt(c, 2, o, 1, Numkeys.ZsetOp);
   },
   zinterstore: (c, o) => {
     o.push(1);
-    numkeysAt(c, 2, o);
+    numkeysAt(c, 2, o, 1, Numkeys.ZsetOp);
   },
   zdiffstore: (c, o) => {
     o.push(1);
-    numkeysAt(c, 2, o);
+    numkeysAt(c, 2, o, 1, Numkeys.ZsetOp);
   },
   msetex: (c, o) => numkeysAt(c, 1, o, 2),
   georadius: (c, o) => storeOption(c, 1, 6, o),
@@ -299,8 +321,13 @@ function storeOption(cmd: ParsedCommand, key: number, from: number, out: number[
 function sortKeys(cmd: ParsedCommand, out: number[]): void {
   out.push(1);
   const keySlot = slotOfBytes(cmd.buf, cmd.argStart[1]!, cmd.argEnd[1]!);
+  const readonly = cmd.argIs(0, 'sort_ro');
   for (let i = 2; i < cmd.argc - 1; i++) {
-    if (cmd.argIs(i, 'store')) out.push(++i);
+    if (cmd.argIs(i, 'store')) {
+      // SORT_RO has no STORE: Redis's own answer
+      if (readonly) throw new KeyExtractionError('ERR syntax error');
+      out.push(++i);
+    }
     else if (cmd.argIs(i, 'by') || cmd.argIs(i, 'get')) {
       const isBy = cmd.argIs(i, 'by');
       i++;

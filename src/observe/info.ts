@@ -20,7 +20,54 @@ export interface InfoNode {
   up?: boolean;
 }
 
+/**
+ * Fields the nodes know and the sidecar does not, summed over the masters (docs/observe.md):
+ * INFO through the sidecar asks every master for them, so that clients and tools that wait on
+ * them (blocked_clients, rdb_changes_since_last_save) see the cluster's figures.
+ */
+export interface NodeInfoFields {
+  /** the lowest redis_version among the masters */
+  redisVersion?: string;
+  blockedClients?: number;
+  rdbChangesSinceLastSave?: number;
+  rdbLastSaveTime?: number;
+  masterReplOffset?: number;
+}
+
+/** The fields of NodeInfoFields from several nodes' INFO texts (unreadable ones left out). */
+export function nodeInfoFields(texts: string[]): NodeInfoFields {
+  const out: NodeInfoFields = {};
+  const sum = (k: keyof NodeInfoFields, v: string | undefined) => {
+    if (v === undefined || !/^-?\d+$/.test(v)) return;
+    (out[k] as number) = ((out[k] as number | undefined) ?? 0) + Number(v);
+  };
+  for (const t of texts) {
+    const f = new Map<string, string>();
+    for (const line of t.split(/\r?\n/)) {
+      const i = line.indexOf(':');
+      if (i > 0 && line[0] !== '#') f.set(line.slice(0, i), line.slice(i + 1));
+    }
+    const v = f.get('redis_version');
+    if (v && (!out.redisVersion || compareVersions(v, out.redisVersion) < 0)) out.redisVersion = v;
+    sum('blockedClients', f.get('blocked_clients'));
+    sum('rdbChangesSinceLastSave', f.get('rdb_changes_since_last_save'));
+    sum('masterReplOffset', f.get('master_repl_offset'));
+    const last = f.get('rdb_last_save_time');
+    if (last && /^\d+$/.test(last)) out.rdbLastSaveTime = Math.min(out.rdbLastSaveTime ?? Infinity, Number(last));
+  }
+  return out;
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  return 0;
+}
+
 export interface InfoExtra {
+  /** what the masters said, when they were asked */
+  fromNodes?: NodeInfoFields;
   /** the sidecar id (as in failure reports and votes) */
   id: string;
   /** Ringside's package version */
@@ -74,7 +121,7 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
     case 'server': {
       const uptime = Math.floor((now - stats.startedAt) / 1000);
       return [
-        ['redis_version', REDIS_COMPAT_VERSION],
+        ['redis_version', extra.fromNodes?.redisVersion ?? REDIS_COMPAT_VERSION],
         ['ringside_version', extra.version],
         ['redis_mode', 'standalone'],
         ['os', `${os.type()} ${os.release()} ${os.arch()}`],
@@ -90,7 +137,10 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
       ];
     }
     case 'clients':
-      return [['connected_clients', stats.connectedClients]];
+      return [
+        ['connected_clients', stats.connectedClients],
+        ['blocked_clients', extra.fromNodes?.blockedClients ?? 0],
+      ];
     case 'memory': {
       const m = process.memoryUsage();
       return [
@@ -105,7 +155,9 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
       return [
         ['loading', 0],
         ['async_loading', 0],
+        ['rdb_changes_since_last_save', extra.fromNodes?.rdbChangesSinceLastSave ?? 0],
         ['rdb_bgsave_in_progress', 0],
+        ['rdb_last_save_time', extra.fromNodes?.rdbLastSaveTime ?? Math.floor(stats.startedAt / 1000)],
         ['aof_enabled', 0],
       ];
     case 'stats': {
@@ -129,6 +181,7 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
       return [
         ['role', 'master'],
         ['connected_slaves', 0],
+        ['master_repl_offset', extra.fromNodes?.masterReplOffset ?? 0],
       ];
     case 'cpu': {
       const c = process.cpuUsage();

@@ -9,6 +9,7 @@ import type net from 'node:net';
 import type { ParseLimits, ParsedCommand } from '../resp/request-parser';
 import type { Stats } from '../observe/stats';
 import type { SlowLog } from '../observe/slowlog';
+import type { NodeInfoFields } from '../observe/info';
 import type { ClusterView } from './cluster-view';
 import type { Routing } from './routing';
 import type { Pool } from './pool';
@@ -117,6 +118,8 @@ export interface Session extends RequestOwner {
   startDeferred(): void;
   /** The dispatch of a command by its family, bypassing the session's mode. */
   dispatchNormal(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void;
+  /** CLIENT REPLY ON / OFF / SKIP. */
+  replyMode(mode: 'on' | 'off' | 'skip'): void;
   /** RESET: leave transactions and pub/sub. */
   resetModes(): void;
 }
@@ -139,7 +142,7 @@ export interface SidecarContext {
   readonly scripts: ScriptCache;
   sessionClosed(s: Session): void;
   /** INFO text for these sections ([] = default) */
-  info(sections: string[]): string;
+  info(sections: string[], fromNodes?: NodeInfoFields): string;
   /** CLIENT PAUSE: until when (unix ms), and which commands wait */
   pausedUntil: number;
   pauseMode: 'all' | 'write';

@@ -47,7 +47,10 @@ export function masterOrRefuse(s: Session, name: string, r: Routing, slot: numbe
 /** The keyed family: the command goes to the node owning its slot, unchanged. */
 export function routeKeyed(s: Session, spec: CommandSpec, cmd: ParsedCommand, t0: number, family: Family): void {
   const slot = slotOf(spec, cmd);
-  if (typeof slot === 'string') return s.refuse(spec.name, slot || text.noKey(spec.name));
+  if (typeof slot === 'string') {
+    if (slot === '' && spec.subcommands) return toAnyMaster(s, cmd, spec.name, family, t0);
+    return s.refuse(spec.name, slot || text.noKey(spec.name));
+  }
   const r = routingOrRefuse(s, spec.name);
   if (r === null) return;
   const node = nodeFor(r, slot, true);

@@ -7,31 +7,16 @@ import type { CommandSpec } from '../commands/table';
 import type { Session } from './context';
 import { toAnyMaster } from './keyed';
 import { fanout } from './fanout';
+import { configCommand } from './config-command';
 import * as text from './replies';
+import { FanoutRequest } from './requests';
+import { encodeCommand } from '../resp/request-parser';
+import { nodeInfoFields } from '../observe/info';
 import { encodeSlowlogGet } from '../observe/slowlog';
 import * as enc from '../resp/encode';
 import { performance } from 'node:perf_hooks';
 
 const VERSION: string = require('../../../package.json').version;
-
-function glob(pattern: string): RegExp {
-  let re = '^';
-  for (let i = 0; i < pattern.length; i++) {
-    const c = pattern[i]!;
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
-      const j = pattern.indexOf(']', i + 1);
-      if (j === -1) re += '\\[';
-      else {
-        re += '[' + pattern.slice(i + 1, j).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
-        i = j;
-      }
-    } else if (c === '\\' && i + 1 < pattern.length) re += '\\' + pattern[++i];
-    else re += c.replace(/[.+^${}()|\\/]/g, '\\$&');
-  }
-  return new RegExp(re + '$', 'i');
-}
 
 export function clientInfoLine(s: Session): string {
   const now = Date.now();
@@ -44,25 +29,41 @@ export function clientInfoLine(s: Session): string {
   );
 }
 
-const SIDECAR_CONFIG: Record<string, (s: Session) => string> = {
-  save: () => '',
-  appendonly: () => 'no',
-  databases: () => '1',
-  port: (s) => String(s.ctx.options.port),
-  bind: (s) => s.ctx.options.bind,
-  unixsocket: (s) => s.ctx.options.unixsocket ?? '',
-  maxclients: (s) => String(s.ctx.options.maxClients),
-  timeout: () => '0',
-  'proto-max-bulk-len': (s) => String(s.ctx.options.limits.maxBulkLen),
-  'slowlog-log-slower-than': (s) => String(s.ctx.slowlog.threshold),
-  'slowlog-max-len': (s) => String(s.ctx.slowlog.maxLen),
-  'cluster-enabled': () => 'no',
-};
+/** Sections that carry fields only the nodes know (NodeInfoFields). */
+const NODE_SECTIONS = new Set(['server', 'clients', 'persistence', 'replication', 'default', 'all', 'everything']);
+const NODE_INFO = encodeCommand(['INFO', 'server', 'clients', 'persistence', 'replication']);
+
+/**
+ * INFO: the sidecar's own text, with the fields only the nodes know (blocked clients, changes
+ * since the last save, the replication offset, the Redis version) from every master. Without a
+ * configuration, or where a master does not answer, what it has.
+ */
+function infoWithNodes(s: Session, sections: string[], t0: number): void {
+  const r = s.ctx.view.routing;
+  if (r === null || (sections.length > 0 && !sections.some((x) => NODE_SECTIONS.has(x)))) return s.reply('info', enc.bulk(s.ctx.info(sections)));
+  const req = new FanoutRequest(s, 'info', t0, r.masterOf.length, (replies) => {
+    const texts: string[] = [];
+    for (const rep of replies) {
+      if (rep[0] !== 0x24 && rep[0] !== 0x3d) continue;
+      const cr = rep.indexOf(13);
+      texts.push(rep.toString('latin1', cr + 2 + (rep[0] === 0x3d ? 4 : 0), rep.length - 2));
+    }
+    return enc.bulk(s.ctx.info(sections, nodeInfoFields(texts)));
+  });
+  s.enqueue(req);
+  req.nodes = [];
+  r.masterOf.forEach((addr, i) => {
+    req.node = addr;
+    req.nodes!.push(addr);
+    s.connFor(addr).send(NODE_INFO, 0, NODE_INFO.length, req.fragment(i));
+  });
+}
 
 export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, t0: number): void {
   const name = spec.name;
   switch (name) {
     case 'ping':
+      if (cmd.argc > 2) return s.refuse(name, text.wrongArity(name));
       return s.reply(name, cmd.argc > 1 ? enc.bulk(cmd.arg(1)) : enc.PONG);
     case 'echo':
       return s.reply(name, enc.bulk(cmd.arg(1)));
@@ -115,12 +116,13 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
       const sections: string[] = [];
       for (let i = 1; i < cmd.argc; i++) sections.push(cmd.argString(i).toLowerCase());
       if (sections.includes('keyspace')) return fanout(s, cmd, spec, t0);
-      return s.reply(name, enc.bulk(s.ctx.info(sections)));
+      return infoWithNodes(s, sections, t0);
     }
     case 'command':
+    case 'pfselftest':
       return toAnyMaster(s, cmd, name, 'local', t0);
     case 'config':
-      return configCommand(s, cmd);
+      return configCommand(s, cmd, t0);
     case 'client':
       return clientCommand(s, cmd);
     case 'slowlog':
@@ -131,42 +133,6 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
       return s.reply(name, enc.simple('RESET'));
   }
   return s.refuse(name, text.notSupported(name));
-}
-
-function configCommand(s: Session, cmd: ParsedCommand): void {
-  const sub = cmd.argLower(1);
-  if (sub === 'get') {
-    if (cmd.argc < 3) return s.refuse('config', text.wrongArity('config|get'));
-    const out: string[] = [];
-    for (let i = 2; i < cmd.argc; i++) {
-      const re = glob(cmd.argString(i));
-      for (const [k, f] of Object.entries(SIDECAR_CONFIG)) if (re.test(k) && !out.includes(k)) out.push(k, f(s));
-    }
-    return s.reply('config', s.proto === 3 ? enc.map(out.map(enc.value)) : enc.value(out));
-  }
-  if (sub === 'set') {
-    if (cmd.argc < 4 || cmd.argc % 2 !== 0) return s.refuse('config', text.wrongArity('config|set'));
-    const changes: Array<() => void> = [];
-    for (let i = 2; i < cmd.argc; i += 2) {
-      const k = cmd.argLower(i);
-      const v = Number(cmd.argString(i + 1));
-      if (k === 'slowlog-log-slower-than' && Number.isInteger(v)) changes.push(() => (s.ctx.slowlog.threshold = v));
-      else if (k === 'slowlog-max-len' && Number.isInteger(v) && v >= 0) changes.push(() => (s.ctx.slowlog.maxLen = v));
-      else
-        return s.refuse(
-          'config',
-          text.configSetRefused(cmd.argString(i)),
-        );
-    }
-    changes.forEach((f) => f());
-    return s.reply('config', enc.OK);
-  }
-  if (sub === 'resetstat') {
-    s.ctx.stats.commands.clear();
-    s.ctx.slowlog.reset();
-    return s.reply('config', enc.OK);
-  }
-  return s.refuse('config', text.notSupported(`config ${cmd.argc > 1 ? cmd.argString(1) : ''}`));
 }
 
 function clientCommand(s: Session, cmd: ParsedCommand): void {
@@ -223,7 +189,11 @@ function clientCommand(s: Session, cmd: ParsedCommand): void {
     case 'unpause':
       s.ctx.pausedUntil = 0;
       return s.reply('client', enc.OK);
-    case 'reply':
+    case 'reply': {
+      const mode = cmd.argc === 3 ? cmd.argLower(2) : '';
+      if (mode !== 'on' && mode !== 'off' && mode !== 'skip') return s.refuse('client', cmd.argc === 3 ? text.SYNTAX : text.wrongArity('client|reply'));
+      return s.replyMode(mode);
+    }
     case 'tracking':
     case 'caching':
     case 'getredir':

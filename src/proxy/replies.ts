@@ -49,7 +49,7 @@ export const notSupported = (what: string): string => `ERR ringside: ${upper(wha
 export const refusedByTable = (name: string, reason: string): string => `ERR ringside: ${upper(name)} ${reason}`;
 export const mergeFailed = (why: string): string => `ERR ringside: could not merge replies: ${why}`;
 export const configSetRefused = (param: string): string =>
-  `ERR ringside: CONFIG SET ${param} is not supported through the sidecar (configure the data nodes directly; the sidecar takes slowlog-log-slower-than and slowlog-max-len)`;
+  `ERR ringside: CONFIG SET ${param} is refused through the sidecar: it sets where a node keeps its files, its replication, network or security, which the cluster depends on; set it on the nodes directly`;
 export const noKey = (name: string): string => `ERR ringside: ${upper(name)} has no key to route by`;
 export const notInTransaction = (name: string): string => `ERR ringside: ${upper(name)} cannot be part of a transaction through the sidecar`;
 export const redirectedTooOften = (name: string, n: number): string =>

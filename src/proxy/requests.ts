@@ -33,6 +33,8 @@ export abstract class Request implements Pending {
   readonly t0: number;
   /** started only at the head of the queue (DeferredRequest) */
   readonly deferred: boolean = false;
+  /** its reply is not written (CLIENT REPLY OFF / SKIP) */
+  silent = false;
   done = false;
   rbuf: Buffer | null = null;
   rs = 0;
@@ -126,6 +128,7 @@ export class SimpleRequest implements Pending {
   readonly family: Family;
   readonly t0: number;
   readonly deferred = false;
+  silent = false;
   done = false;
   rbuf: Buffer | null = null;
   rs = 0;

@@ -42,6 +42,8 @@ export function slotOf(spec: CommandSpec, cmd: ParsedCommand): number | string {
   let effective = spec;
   if (spec.subcommands) {
     const sub = subcommand(spec, cmd);
+    // HELP of a keyed container command (OBJECT, XINFO, XGROUP, ...): no key, any node answers
+    if (sub && sub.name.endsWith('|help')) return '';
     if (!sub || (sub.keyStart <= 0 && !sub.movable)) return text.notSupported(cmd.argc > 1 ? `${spec.name} ${cmd.argString(1).slice(0, 64)}` : spec.name);
     effective = sub;
   }

@@ -30,6 +30,14 @@ import type { NodeConnection } from './node-connection';
 import { dispatchCommand } from './dispatch';
 import { logger } from '../observe/log';
 
+/** CLIENT REPLY: whether a command's replies are written (Off and SkipThis: dropped) */
+const enum Quiet {
+  On = 0,
+  SkipNext = 1,
+  Off = 2,
+  SkipThis = 3,
+}
+
 /** replies held for the rest of their read (#holdReplies) go out anyway past this many bytes */
 const HOLD_BYTES = 64 * 1024;
 
@@ -66,6 +74,11 @@ export class ClientSession implements Flushable, Session {
   #paused = false;
   #closeAfterFlush = false;
   #draining = false;
+  #quiet = Quiet.On;
+  /** our side is ended (#end): what the client still sends is dropped */
+  #ended = false;
+  /** the client broke the protocol: like Redis, the connection is closed, not only ended */
+  #protocolFailed = false;
   // Replies go out once per read of the client's: a reply waits in #out while later requests of
   // the same read are still being answered by nodes (see #holdReplies). Requests are counted as
   // they leave the queue; a read's end is that count plus the queue's length after its commands.
@@ -110,6 +123,7 @@ export class ClientSession implements Flushable, Session {
 
   /** Bytes from the client (a chunk the session may keep). */
   onChunk(chunk: Buffer): void {
+    if (this.#ended) return this.#afterEnd();
     this.ctx.stats.bytesIn += chunk.length;
     // the chunk's commands arrived together and are routed right now: one arrival time for all
     // (the read's, src/proxy/clock.ts; a fresh reading when the socket reads through 'data')
@@ -166,6 +180,7 @@ export class ClientSession implements Flushable, Session {
 
   /** Adds a request at the tail of this client's FIFO. */
   enqueue(req: Request): void {
+    if (this.#quiet >= Quiet.Off) req.silent = true;
     this.#queue.push(req);
   }
 
@@ -178,7 +193,7 @@ export class ClientSession implements Flushable, Session {
     while ((r = this.#queue.peek()) !== undefined && r.done) {
       this.#queue.shift();
       this.#drained++;
-      if (!this.closed) this.#out.add(r.rbuf!, r.rs, r.re);
+      if (!this.closed && !r.silent) this.#out.add(r.rbuf!, r.rs, r.re);
       const sec = now > r.t0 ? (now - r.t0) / 1000 : 0;
       const usec = sec * 1e6;
       stats.recordCommand(r.name, r.refused ? 'refused' : r.isError ? 'error' : 'ok', usec);
@@ -252,10 +267,22 @@ export class ClientSession implements Flushable, Session {
     }
   }
 
+  /**
+   * The client's bytes cannot be parsed: the error is answered, and the connection closed once it
+   * is written, as Redis does (CLIENT_CLOSE_AFTER_REPLY): what the client sends after the error
+   * is never read as commands, and a client that keeps sending gets a reset (#afterEnd), so it
+   * sees the connection close instead of writing into it forever.
+   */
   #protocolError(msg: string): void {
     this.reply('protocol', enc.error(`ERR ${msg}`), true);
     this.#closeAfterFlush = true;
+    this.#protocolFailed = true;
     this.socket.pause();
+  }
+
+  /** Bytes after our side ended: dropped; after a protocol error, the connection is reset. */
+  #afterEnd(): void {
+    if (this.#protocolFailed) this.socket.destroy();
   }
 
   #onClose(): void {
@@ -288,6 +315,7 @@ export class ClientSession implements Flushable, Session {
    * make the kernel send a reset, which can discard replies the client has not read yet.
    */
   #end(): void {
+    this.#ended = true;
     this.socket.end();
     this.socket.resume();
   }
@@ -304,6 +332,7 @@ export class ClientSession implements Flushable, Session {
   reply(name: string, buf: Buffer, refused = false, family: Family = 'local'): void {
     const req = new LocalRequest(this, name, family, readTime());
     req.refused = refused;
+    if (this.#quiet >= Quiet.Off) req.silent = true;
     this.#queue.push(req);
     req.completeWith(buf);
   }
@@ -364,6 +393,7 @@ export class ClientSession implements Flushable, Session {
   /** RESET: leave transactions and pub/sub; the next use starts afresh. */
   resetModes(): void {
     this.mode = null;
+    this.#quiet = Quiet.On;
     this.tx?.resetState();
     this.tx = null;
     this.subscriptions?.close();
@@ -406,8 +436,28 @@ export class ClientSession implements Flushable, Session {
     const t0 = this.t0;
     const spec = lookup(cmd);
     if (this.#held !== null || (this.ctx.pausedUntil > this.now && this.#pausable(spec))) return this.#hold(cmd);
+    if (this.#quiet === Quiet.SkipNext) return this.#dispatchSkipped(cmd, spec, t0);
     if (this.mode && this.mode.dispatch(cmd, spec, t0)) return;
     this.dispatchNormal(cmd, spec, t0);
+  }
+
+  /** The command after CLIENT REPLY SKIP: run, its replies dropped. */
+  #dispatchSkipped(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void {
+    this.#quiet = Quiet.SkipThis;
+    try {
+      if (!(this.mode && this.mode.dispatch(cmd, spec, t0))) this.dispatchNormal(cmd, spec, t0);
+    } finally {
+      if (this.#quiet === Quiet.SkipThis) this.#quiet = Quiet.On;
+    }
+  }
+
+  /** CLIENT REPLY ON / OFF / SKIP: whether the replies of this client's commands are written. */
+  replyMode(mode: 'on' | 'off' | 'skip'): void {
+    if (mode === 'on') {
+      this.#quiet = Quiet.On;
+      this.reply('client', enc.OK);
+    } else if (mode === 'off') this.#quiet = Quiet.Off;
+    else if (this.#quiet !== Quiet.Off) this.#quiet = Quiet.SkipNext;
   }
 
   dispatchNormal(cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void {

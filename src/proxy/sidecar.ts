@@ -15,7 +15,7 @@ import { migrationPath } from './migration';
 import { ScriptCache } from './script-cache';
 import { Stats } from '../observe/stats';
 import { SlowLog } from '../observe/slowlog';
-import { renderInfo } from '../observe/info';
+import { NodeInfoFields, renderInfo } from '../observe/info';
 import { startHttp, HttpServer } from '../observe/http';
 import { createMetrics } from '../observe/metrics';
 import { DEFAULT_LIMITS } from '../resp/request-parser';
@@ -181,7 +181,7 @@ export class Sidecar implements SidecarContext {
     return `node ${addr}`;
   }
 
-  info(sections: string[]): string {
+  info(sections: string[], fromNodes?: NodeInfoFields): string {
     const r = this.view.routing;
     const nodes = r
       ? Object.entries(r.config.nodes).flatMap(([name, n]) => [
@@ -195,6 +195,7 @@ export class Sidecar implements SidecarContext {
       port: this.options.port,
       readPolicy: this.options.readFrom,
       nodes,
+      fromNodes,
     });
   }
 
