@@ -80,7 +80,18 @@ run_unit() { # target port unit -> "ok err exc done"
 printf '%-28s | %-22s | %-22s\n' unit 'direct ok/err/exc' 'ringside ok/err/exc'
 printf '%s\n' "-----------------------------+------------------------+-----------------------"
 tot=(0 0 0 0 0 0); stopped_d=0; stopped_r=0
+# the data nodes behind the sidecar, from the demo's banner ("cluster: a=host:port(+replica,...) ...")
+nodes=$(sed -n 's/^cluster: //p' "$cache/demo.log" | tr ' ' '\n' | sed -E 's/^[a-z]+=//; s/[()+]/ /g' | tr ', ' '\n\n' | grep -E ':[0-9]+$')
+# a unit that leaves a script running (a test that failed before its SCRIPT KILL) must not fail the
+# units after it: between units every node is told to kill what runs, and the sidecar to forget pauses
+settle() {
+  for n in $nodes; do redis-cli -h "${n%:*}" -p "${n##*:}" script kill >/dev/null 2>&1; redis-cli -h "${n%:*}" -p "${n##*:}" function kill >/dev/null 2>&1; done
+  redis-cli -p "$direct_port" script kill >/dev/null 2>&1
+  redis-cli -p "$ring_port" client unpause >/dev/null 2>&1
+}
+
 for u in "${units[@]}"; do
+  settle
   redis-cli -p "$direct_port" flushall >/dev/null 2>&1
   read -r dok derr dexc ddone < <(run_unit direct "$direct_port" "$u")
   redis-cli -p "$ring_port" flushall >/dev/null 2>&1

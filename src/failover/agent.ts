@@ -187,7 +187,8 @@ export class FailoverAgent {
           for (const n of nodes) p.hgetall(votesKey(n));
           p.zrangebyscore(SIDECARS_KEY, liveSince, '+inf');
           const res = await within(p.exec(), probeMs, `PING ${m}`);
-          if (!res || res[0]![0]) return null;
+          // a node busy with a long script (or function) answers -BUSY: it is up, not a reason to vote
+          if (!res || (res[0]![0] && !/^BUSY/.test(res[0]![0].message))) return null;
           return res.map(([e, v]) => (e ? null : v));
         } catch {
           return null;

@@ -32,6 +32,8 @@ export interface NodeInfoFields {
   rdbChangesSinceLastSave?: number;
   rdbLastSaveTime?: number;
   masterReplOffset?: number;
+  /** the masters' allocator (the same build everywhere) */
+  memAllocator?: string;
 }
 
 /** The fields of NodeInfoFields from several nodes' INFO texts (unreadable ones left out). */
@@ -52,6 +54,8 @@ export function nodeInfoFields(texts: string[]): NodeInfoFields {
     sum('blockedClients', f.get('blocked_clients'));
     sum('rdbChangesSinceLastSave', f.get('rdb_changes_since_last_save'));
     sum('masterReplOffset', f.get('master_repl_offset'));
+    const alloc = f.get('mem_allocator');
+    if (alloc) out.memAllocator = alloc;
     const last = f.get('rdb_last_save_time');
     if (last && /^\d+$/.test(last)) out.rdbLastSaveTime = Math.min(out.rdbLastSaveTime ?? Infinity, Number(last));
   }
@@ -148,6 +152,7 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
         ['used_memory_human', human(m.heapUsed)],
         ['used_memory_rss', m.rss],
         ['used_memory_rss_human', human(m.rss)],
+        ...(extra.fromNodes?.memAllocator ? ([['mem_allocator', extra.fromNodes.memAllocator]] as Fields) : []),
       ];
     }
     case 'persistence':

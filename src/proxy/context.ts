@@ -112,6 +112,8 @@ export interface Session extends RequestOwner {
   push(buf: Buffer): void;
   /** The connection for commands to `addr`: the pinned one while WATCH holds it, else shared. */
   connFor(addr: string): NodeConnection;
+  /** The client's own connections that wait on a blocking command now (CLIENT UNBLOCK). */
+  blockedConnections(): NodeConnection[];
   /** The client's own connection to `addr` for blocking commands. */
   dedicatedFor(addr: string): NodeConnection;
   /** Starts a deferred request that has reached the head of the queue. */

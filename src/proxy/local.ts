@@ -9,7 +9,7 @@ import { toAnyMaster } from './keyed';
 import { fanout } from './fanout';
 import { configCommand } from './config-command';
 import * as text from './replies';
-import { FanoutRequest } from './requests';
+import { FanoutRequest, LocalRequest } from './requests';
 import { encodeCommand } from '../resp/request-parser';
 import { nodeInfoFields } from '../observe/info';
 import { encodeSlowlogGet } from '../observe/slowlog';
@@ -30,8 +30,8 @@ export function clientInfoLine(s: Session): string {
 }
 
 /** Sections that carry fields only the nodes know (NodeInfoFields). */
-const NODE_SECTIONS = new Set(['server', 'clients', 'persistence', 'replication', 'default', 'all', 'everything']);
-const NODE_INFO = encodeCommand(['INFO', 'server', 'clients', 'persistence', 'replication']);
+const NODE_SECTIONS = new Set(['server', 'clients', 'memory', 'persistence', 'replication', 'default', 'all', 'everything']);
+const NODE_INFO = encodeCommand(['INFO', 'server', 'clients', 'memory', 'persistence', 'replication']);
 
 /**
  * INFO: the sidecar's own text, with the fields only the nodes know (blocked clients, changes
@@ -124,7 +124,7 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
     case 'config':
       return configCommand(s, cmd, t0);
     case 'client':
-      return clientCommand(s, cmd);
+      return clientCommand(s, cmd, t0);
     case 'slowlog':
       return slowlogCommand(s, cmd);
     case 'reset':
@@ -135,7 +135,7 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
   return s.refuse(name, text.notSupported(name));
 }
 
-function clientCommand(s: Session, cmd: ParsedCommand): void {
+function clientCommand(s: Session, cmd: ParsedCommand, t0: number): void {
   const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
   switch (sub) {
     case 'id':
@@ -174,6 +174,8 @@ function clientCommand(s: Session, cmd: ParsedCommand): void {
     }
     case 'kill':
       return clientKill(s, cmd);
+    case 'unblock':
+      return clientUnblock(s, cmd, t0);
     case 'pause': {
       const ms = cmd.argInt(2);
       if (Number.isNaN(ms) || ms < 0) return s.refuse('client', text.TIMEOUT_NOT_INTEGER);
@@ -201,6 +203,40 @@ function clientCommand(s: Session, cmd: ParsedCommand): void {
       return s.refuse('client', text.notSupported(`client ${sub}`));
   }
   return s.refuse('client', text.unknownSubcommand('client', cmd.argc > 1 ? cmd.argString(1) : ''));
+}
+
+/**
+ * CLIENT UNBLOCK id [TIMEOUT|ERROR]: the sidecar's client `id` waits on a node over a connection
+ * of its own; the node knows that connection by its address, so CLIENT LIST there finds its id
+ * and CLIENT UNBLOCK there unblocks it. Answers 1 when a blocked command was unblocked, else 0.
+ */
+function clientUnblock(s: Session, cmd: ParsedCommand, t0: number): void {
+  if (cmd.argc < 3 || cmd.argc > 4) return s.refuse('client', text.wrongArity('client|unblock'));
+  const id = cmd.argInt(2);
+  if (!Number.isInteger(id)) return s.refuse('client', text.NOT_INTEGER);
+  let mode = 'TIMEOUT';
+  if (cmd.argc === 4) {
+    if (cmd.argIs(3, 'error')) mode = 'ERROR';
+    else if (!cmd.argIs(3, 'timeout')) return s.refuse('client', 'ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR');
+  }
+  let target: Session | undefined;
+  for (const o of s.ctx.sessions) if (o.id === id) target = o;
+  const conns = target?.blockedConnections() ?? [];
+  const req = new LocalRequest(s, 'client', 'local', t0);
+  s.enqueue(req);
+  if (conns.length === 0) return req.completeWith(enc.integer(0));
+  void Promise.all(
+    conns.map(async (c) => {
+      const node = s.ctx.view.client(c.address);
+      const list = String(await node.call('CLIENT', 'LIST', 'TYPE', 'normal'));
+      const m = new RegExp(`^id=(\\d+) addr=\\S+:${c.localPort} `, 'm').exec(list);
+      if (!m) return 0;
+      return Number(await node.call('CLIENT', 'UNBLOCK', m[1]!, mode));
+    }),
+  ).then(
+    (n) => req.completeWith(enc.integer(n.some((x) => x === 1) ? 1 : 0)),
+    (e: Error) => req.fail(`ERR ringside: CLIENT UNBLOCK: ${e.message}`),
+  );
 }
 
 /** CLIENT KILL addr | CLIENT KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes/no]: the sidecar's own clients. */

@@ -101,6 +101,10 @@ export class NodeConnection implements Flushable {
   get state(): State {
     return this.#state;
   }
+  /** the local port of the live socket (how the node's CLIENT LIST names this connection), or 0 */
+  get localPort(): number {
+    return this.#socket?.localPort ?? 0;
+  }
   get inflight(): number {
     return this.#pending.length;
   }

@@ -10,7 +10,7 @@ import { RequestParser, encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
 import type { Session } from './context';
 import type { NodeConnection } from './node-connection';
-import { SimpleRequest, RequestOwner, RedirectHandler } from './requests';
+import { LocalRequest, SimpleRequest, RequestOwner, RedirectHandler } from './requests';
 import { toEveryMaster } from './fanout';
 import { arrayElements } from '../resp/reply-framer';
 import { namesMeta } from '../cluster/meta-keys';
@@ -93,6 +93,30 @@ function sendEvalsha(s: Session, cmd: ParsedCommand, name: string, t0: number, s
   req.sendTo(s.connFor(addr));
 }
 
+/**
+ * SCRIPT KILL / FUNCTION KILL on every master, over the control connection: the busy script may
+ * be running for a client whose shared connection this client's commands also use, and a node
+ * reads nothing more from that connection until the script ends. OK when a node killed one,
+ * else the node's NOTBUSY.
+ */
+function killEverywhere(s: Session, name: 'script' | 'function', t0: number): void {
+  const r = s.ctx.view.routing;
+  if (r === null) return s.refuse(name, text.NO_CONFIG);
+  const req = new LocalRequest(s, name, 'script', t0);
+  s.enqueue(req);
+  void Promise.all(
+    r.masterOf.map((m) =>
+      s.ctx.view
+        .client(m)
+        .call(name.toUpperCase(), 'KILL')
+        .then(
+          () => null,
+          (e: Error) => e.message,
+        ),
+    ),
+  ).then((errors) => req.completeWith(errors.some((e) => e === null) ? enc.OK : enc.error(errors.find((e) => !/^NOTBUSY/.test(e!)) ?? errors[0]!)));
+}
+
 function scriptCommand(s: Session, cmd: ParsedCommand, t0: number): void {
   const sub = cmd.argc > 1 ? cmd.argLower(1) : '';
   const cache = s.ctx.scripts;
@@ -118,7 +142,7 @@ function scriptCommand(s: Session, cmd: ParsedCommand, t0: number): void {
       cache.clear();
       return toEveryMaster(s, 'script', t0, () => bytes, text.allOk);
     case 'kill':
-      return toEveryMaster(s, 'script', t0, () => bytes, text.anyOk);
+      return killEverywhere(s, 'script', t0);
   }
   return s.refuse('script', text.notSupported(`script ${sub}`));
 }
@@ -135,7 +159,7 @@ function functionCommand(s: Session, cmd: ParsedCommand, t0: number): void {
     case 'flush':
       return toEveryMaster(s, 'function', t0, () => bytes, text.allOk);
     case 'kill':
-      return toEveryMaster(s, 'function', t0, () => bytes, text.anyOk);
+      return killEverywhere(s, 'function', t0);
     case 'list':
     case 'dump':
     case 'stats':

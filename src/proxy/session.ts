@@ -413,6 +413,13 @@ export class ClientSession implements Flushable, Session {
     return this.proto === 3 ? enc.NULL3 : enc.NULL_BULK;
   }
 
+  /** The client's own connections that wait on a blocking command now. */
+  blockedConnections(): NodeConnection[] {
+    const out: NodeConnection[] = [];
+    if (this.#dedicated !== null) for (const c of this.#dedicated.values()) if (c.inflight > 0) out.push(c);
+    return out;
+  }
+
   /** The client's own connection to `addr` for blocking commands. */
   dedicatedFor(addr: string): NodeConnection {
     const all = (this.#dedicated ??= new Map());

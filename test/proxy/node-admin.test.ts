@@ -189,3 +189,25 @@ t.test('bad arguments get the node\'s own error text, word for word', async (t) 
     t.same(await app.call(args[0]!, ...args.slice(1)), await nodes[0]!.call(args[0]!, ...args.slice(1)), `${args.join(' ')}: the node's help`);
   t.match(await app.call('PFSELFTEST'), 'OK', 'PFSELFTEST runs on a master');
 });
+
+t.test('CLIENT UNBLOCK unblocks a client of the sidecar blocked on a node, with TIMEOUT or ERROR', async (t) => {
+  const waitBlocked = async (n: number): Promise<void> => {
+    for (let i = 0; i < 200 && !new RegExp(`blocked_clients:${n}\\r\\n`).test(await app.info('clients')); i++) await new Promise((r) => setTimeout(r, 25));
+  };
+  const a = sidecarClient(t, sidecar);
+  const id = String(await a.client('ID'));
+  t.equal(await app.call('CLIENT', 'UNBLOCK', id), 0, 'not blocked: 0');
+  const popped = a.blpop('unblock:list', 0);
+  await waitBlocked(1);
+  t.equal(await app.call('CLIENT', 'UNBLOCK', id), 1, 'blocked: unblocked');
+  t.equal(await popped, null, 'TIMEOUT: the blocked command returns as if it had timed out');
+  const again = a.blpop('unblock:list', 0).then(
+    () => 'no error',
+    (e: Error) => e.message,
+  );
+  await waitBlocked(1);
+  t.equal(await app.call('CLIENT', 'UNBLOCK', id, 'ERROR'), 1);
+  t.match(await again, /^UNBLOCKED/, 'ERROR: the node\'s UNBLOCKED error');
+  await t.rejects(app.call('CLIENT', 'UNBLOCK', id, 'SOMETIMES'), /TIMEOUT or ERROR/);
+});
+
