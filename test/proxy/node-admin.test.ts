@@ -173,6 +173,7 @@ t.test('bad arguments get the node\'s own error text, word for word', async (t) 
     ['ZUNION', 'x', 'k'],
     ['ZUNION', '3', 'k'],
     ['ZINTERSTORE', 'd', '0', 'k'],
+    ['ZINTERCARD', '0', 'k'],
     ['ZMPOP', '0', 'k', 'MIN'],
     ['SINTERCARD', '0', 'k'],
     ['SINTERCARD', '2', 'k'],
