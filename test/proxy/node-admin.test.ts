@@ -122,6 +122,22 @@ t.test('CLIENT REPLY OFF drops the replies of the commands that follow, ON bring
   await t.rejects(app.call('CLIENT', 'REPLY', 'MAYBE'), /syntax error/);
 });
 
+t.test('with CLIENT REPLY OFF a RESP3 subscriber still gets its confirmations and messages: they are pushes', async (t) => {
+  const sock = net.connect(sidecar.options.port, '127.0.0.1');
+  t.teardown(() => sock.destroy());
+  let got = '';
+  sock.on('data', (d) => (got += d.toString('latin1')));
+  const until = async (re: RegExp): Promise<boolean> => {
+    for (let i = 0; i < 200 && !re.test(got); i++) await new Promise((r) => setTimeout(r, 10));
+    return re.test(got);
+  };
+  sock.write(Buffer.concat([resp('HELLO', '3'), resp('CLIENT', 'REPLY', 'OFF'), resp('SUBSCRIBE', 'reply:ch')]));
+  t.ok(await until(/>3\r\n\$9\r\nsubscribe\r\n\$8\r\nreply:ch\r\n:1\r\n/), 'the confirmation, as a push');
+  t.equal(await app.publish('reply:ch', 'hello'), 1);
+  t.ok(await until(/>3\r\n\$7\r\nmessage\r\n\$8\r\nreply:ch\r\n\$5\r\nhello\r\n/), 'the message, as a push');
+  t.notMatch(got, /\+OK/, 'no reply to CLIENT REPLY OFF');
+});
+
 t.test('INFO carries what only the nodes know: blocked clients, changes since the last save, the Redis version', async (t) => {
   const version = ((await nodes[0]!.info('server')).match(/redis_version:(\S+)/) ?? [])[1];
   t.match(await app.info('server'), new RegExp(`redis_version:${version!.replace(/\./g, '\\.')}\\r\\n`), 'the nodes\' version');
