@@ -7,6 +7,8 @@ import type { AddressInfo } from 'node:net';
 import { createMetrics, type Metrics } from './metrics';
 import type { Stats } from './stats';
 import { logger } from './log';
+import { ObserveListenError, ObservePortInUseError, hostPort } from './errors';
+export { ObserveListenError, ObservePortInUseError } from './errors';
 
 export interface Readiness {
   ready: boolean;
@@ -33,21 +35,6 @@ export interface HttpServer {
   close(): Promise<void>;
 }
 
-export class ObservePortInUseError extends Error {
-  override name = 'ObservePortInUseError';
-  constructor(readonly bind: string, readonly port: number) {
-    super(`observe port ${hostPort(bind, port)} is already in use (choose another with --metrics-port)`);
-  }
-}
-
-export class ObserveListenError extends Error {
-  override name = 'ObserveListenError';
-  constructor(readonly bind: string, readonly port: number, cause: Error) {
-    super(`cannot listen on observe port ${hostPort(bind, port)}: ${cause.message}`, { cause });
-  }
-}
-
-const hostPort = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
 /** Readiness from the lease alone: ready while the configuration was confirmed on a majority within leaseMs. */
 export function readinessFromStats(stats: Stats): () => Readiness {

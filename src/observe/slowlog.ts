@@ -9,6 +9,8 @@
  * rest, and the client name keeps its meaning.
  */
 import type { SlowEntry } from './stats';
+import { SlowLogSettingError } from './errors';
+export { SlowLogSettingError } from './errors';
 
 export type { SlowEntry } from './stats';
 
@@ -17,10 +19,6 @@ export const DEFAULT_SLOWLOG_THRESHOLD_USEC = 10000;
 export const DEFAULT_SLOWLOG_MAX_LEN = 128;
 const MAX_ARGC = 32;
 const MAX_ARG_BYTES = 128;
-
-export class SlowLogSettingError extends Error {
-  override name = 'SlowLogSettingError';
-}
 
 export interface SlowClient {
   /** ip:port of the application connection */

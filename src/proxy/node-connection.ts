@@ -22,22 +22,12 @@ import { splitAddress } from '../cluster/config';
 import type { Histogram } from '../observe/stats';
 import { SocketWriter, onread, readDirect } from './io';
 import * as text from './replies';
+import { NodeError } from './errors';
+export { NodeError } from './errors';
 
 export interface Pending {
   onReply(buf: Buffer, start: number, end: number, type: number): void;
   onError(err: NodeError): void;
-}
-
-/** A node could not be reached, or stopped answering; `message` is the reply the app gets. */
-export class NodeError extends Error {
-  override name = 'NodeError';
-  readonly address: string;
-  readonly kind: 'refused' | 'timeout' | 'lost' | 'protocol' | 'closed';
-  constructor(address: string, kind: NodeError['kind'], message: string) {
-    super(message);
-    this.address = address;
-    this.kind = kind;
-  }
 }
 
 export interface NodeConnectionOptions {

@@ -25,6 +25,8 @@ import { FailoverAgent } from '../failover/agent';
 import { adoptClient } from './io';
 import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
+import { ListenError } from './errors';
+export { ListenError } from './errors';
 
 const VERSION: string = require('../../../package.json').version;
 
@@ -70,10 +72,6 @@ const RESTART_ONLY = [
 ] as const;
 
 const sameValue = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
-
-export class ListenError extends Error {
-  override name = 'ListenError';
-}
 
 export function defaultOptions(over: Partial<SidecarOptions> = {}): SidecarOptions {
   return {
