@@ -251,7 +251,8 @@ function numkeysAt(cmd: ParsedCommand, at: number, out: number[], step = 1, styl
   const n = cmd.argInt(at);
   const left = cmd.argc - at - 1;
   if (style === Numkeys.Script) {
-    if (!Number.isInteger(n)) throw new KeyExtractionError('ERR value is not an integer or out of range');
+    // FCALL's own text for a numkeys that is not a number; EVAL's is the generic one
+    if (!Number.isInteger(n)) throw new KeyExtractionError(cmd.argLower(0).startsWith('fcall') ? 'ERR Bad number of keys provided' : 'ERR value is not an integer or out of range');
     if (n < 0) throw new KeyExtractionError("ERR Number of keys can't be negative");
     if (n * step > left) throw new KeyExtractionError("ERR Number of keys can't be greater than number of args");
   } else if (style === Numkeys.ZsetOp) {

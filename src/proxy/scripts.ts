@@ -20,6 +20,7 @@ import * as text from './replies';
 import * as enc from '../resp/encode';
 
 const NOSCRIPT = Buffer.from('-NOSCRIPT');
+const KNOWN_FUNCTION_SUBCOMMANDS = new Set(['load', 'delete', 'flush', 'kill', 'list', 'dump', 'restore', 'stats', 'help']);
 
 /** EVALSHA that falls back to EVAL with the remembered body on -NOSCRIPT. */
 class EvalshaRequest extends SimpleRequest {
@@ -143,6 +144,8 @@ function scriptCommand(s: Session, cmd: ParsedCommand, t0: number): void {
       return toEveryMaster(s, 'script', t0, () => bytes, text.allOk);
     case 'kill':
       return killEverywhere(s, 'script', t0);
+    case 'help':
+      return toAnyMaster(s, cmd, 'script', 'script', t0);
   }
   return s.refuse('script', text.notSupported(`script ${sub}`));
 }
@@ -163,7 +166,10 @@ function functionCommand(s: Session, cmd: ParsedCommand, t0: number): void {
     case 'list':
     case 'dump':
     case 'stats':
+    case 'help':
       return toAnyMaster(s, cmd, 'function', 'script', t0);
   }
+  // Redis's own text for a subcommand it does not have; a real one the sidecar does not route
+  if (!KNOWN_FUNCTION_SUBCOMMANDS.has(sub)) return s.refuse('function', text.unknownSubcommand('function', cmd.argc > 1 ? cmd.argString(1) : ''));
   return s.refuse('function', text.notSupported(`function ${sub}`));
 }

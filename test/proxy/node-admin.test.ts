@@ -195,14 +195,21 @@ t.test('bad arguments get the node\'s own error text, word for word', async (t) 
     ['SINTERCARD', '2', 'k'],
     ['LMPOP', '-1', 'k', 'LEFT'],
     ['SORT_RO', 'k', 'STORE', 'd'],
+    ['FCALL', 'ctest', 'x'],
+    ['FCALL', 'ctest', '-1', 'k'],
+    ['FCALL', 'ctest', '10', 'k'],
+    ['FUNCTION', 'bad_subcommand'],
   ];
+  // a function on every master (FUNCTION LOAD through the sidecar), and on the node compared with
+  await app.call('FUNCTION', 'LOAD', "#!lua name=conftest\nredis.register_function('ctest', function() return 1 end)");
+  t.teardown(() => app.call('FUNCTION', 'DELETE', 'conftest').then(() => undefined));
   const errorOf = (c: Redis, args: string[]): Promise<string> =>
     c.call(args[0]!, ...args.slice(1)).then(
       (v) => `no error: ${JSON.stringify(v)}`,
       (e: Error) => e.message,
     );
   for (const args of cases) t.equal(await errorOf(app, args), await errorOf(nodes[0]!, args), args.join(' '));
-  for (const args of [['OBJECT', 'HELP'], ['XINFO', 'HELP'], ['XGROUP', 'HELP'], ['MEMORY', 'HELP']])
+  for (const args of [['OBJECT', 'HELP'], ['XINFO', 'HELP'], ['XGROUP', 'HELP'], ['MEMORY', 'HELP'], ['FUNCTION', 'HELP'], ['SCRIPT', 'HELP']])
     t.same(await app.call(args[0]!, ...args.slice(1)), await nodes[0]!.call(args[0]!, ...args.slice(1)), `${args.join(' ')}: the node's help`);
   t.match(await app.call('PFSELFTEST'), 'OK', 'PFSELFTEST runs on a master');
 });
