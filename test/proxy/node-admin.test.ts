@@ -159,7 +159,10 @@ t.test('INFO carries what only the nodes know: blocked clients, changes since th
 
 t.test('keyspace notifications from every master reach a subscriber through the sidecar, each once', async (t) => {
   t.equal(await app.config('SET', 'notify-keyspace-events', 'Ex'), 'OK');
-  t.teardown(() => app.config('SET', 'notify-keyspace-events', '').then(() => undefined));
+  t.teardown(() => app.config('SET', 'notify-keyspace-events', '').then(
+    () => undefined,
+    () => undefined,
+  ));
   t.same(await everyNode('notify-keyspace-events'), Array(6).fill('xE'), 'set on every node');
   const sub = sidecarClient(t, sidecar);
   const got: string[] = [];
@@ -202,16 +205,20 @@ t.test('bad arguments get the node\'s own error text, word for word', async (t) 
   ];
   // a function on every master (FUNCTION LOAD through the sidecar), and on the node compared with
   await app.call('FUNCTION', 'LOAD', "#!lua name=conftest\nredis.register_function('ctest', function() return 1 end)");
-  t.teardown(() => app.call('FUNCTION', 'DELETE', 'conftest').then(() => undefined));
+  t.teardown(() => app.call('FUNCTION', 'DELETE', 'conftest').then(
+    () => undefined,
+    () => undefined,
+  ));
   const errorOf = (c: Redis, args: string[]): Promise<string> =>
     c.call(args[0]!, ...args.slice(1)).then(
       (v) => `no error: ${JSON.stringify(v)}`,
       (e: Error) => e.message,
     );
   for (const args of cases) t.equal(await errorOf(app, args), await errorOf(nodes[0]!, args), args.join(' '));
+  // (PFSELFTEST, also sent to a master now, is left out: it keeps a node busy for longer than the
+  // tests' 300 ms down-after on a loaded machine, and the node is failed over; unit/hyperloglog runs it)
   for (const args of [['OBJECT', 'HELP'], ['XINFO', 'HELP'], ['XGROUP', 'HELP'], ['MEMORY', 'HELP'], ['FUNCTION', 'HELP'], ['SCRIPT', 'HELP']])
     t.same(await app.call(args[0]!, ...args.slice(1)), await nodes[0]!.call(args[0]!, ...args.slice(1)), `${args.join(' ')}: the node's help`);
-  t.match(await app.call('PFSELFTEST'), 'OK', 'PFSELFTEST runs on a master');
 });
 
 t.test('CLIENT UNBLOCK unblocks a client of the sidecar blocked on a node, with TIMEOUT or ERROR', async (t) => {
