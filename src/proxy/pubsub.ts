@@ -316,7 +316,7 @@ export class PubSubState implements PubSubLike {
             req.addFrame(frame3(name, p, this.count, s.proto), 0);
             continue;
           }
-          if (isKeyspaceChannel(p)) {
+          if (isKeyspaceChannel(p) || mayMatchKeyspace(p)) {
             this.#subscribeEverywhere('psubscribe', p, r, req, frame3(name, p, this.count + 1, s.proto), this.patterns);
             continue;
           }
@@ -396,6 +396,24 @@ const KEYEVENT = Buffer.from('__keyevent@');
 /** Whether a channel or pattern names keyspace notifications, which every master makes. */
 export function isKeyspaceChannel(name: Buffer): boolean {
   return name.length > 11 && name[0] === 0x5f && (name.subarray(0, 11).equals(KEYSPACE) || name.subarray(0, 11).equals(KEYEVENT));
+}
+
+/**
+ * Whether a pattern may match keyspace-notification channels (`*`, `__key*`, ...): such a pattern
+ * is subscribed on every master too. Classic messages are published on the hub only, so the
+ * pattern still sees each of them once.
+ */
+export function mayMatchKeyspace(pattern: Buffer): boolean {
+  for (const prefix of [KEYSPACE, KEYEVENT]) {
+    let i = 0;
+    for (; i < pattern.length && i < prefix.length; i++) {
+      const c = pattern[i]!;
+      if (c === 0x2a /* * */ || c === 0x3f /* ? */ || c === 0x5b /* [ */ || c === 0x5c /* \ */) return true;
+      if (c !== prefix[i]) break;
+    }
+    if (i === prefix.length) return true;
+  }
+  return false;
 }
 
 /** The node classic pub/sub lives on: the master of the first node (names in order). */

@@ -180,8 +180,8 @@ export class ClientSession implements Flushable, Session {
 
   /** Adds a request at the tail of this client's FIFO. */
   enqueue(req: Request): void {
-    // CLIENT REPLY OFF/SKIP drop replies, not RESP3 pushes (subscribe confirmations are pushes there)
-    if (this.#quiet >= Quiet.Off && !(this.proto === 3 && req.family === 'pubsub')) req.silent = true;
+    // CLIENT REPLY OFF/SKIP drop replies, not pub/sub's (confirmations are sent as pushes, in RESP2 too)
+    if (this.#quiet >= Quiet.Off && req.family !== 'pubsub') req.silent = true;
     this.#queue.push(req);
   }
 

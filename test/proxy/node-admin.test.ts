@@ -138,6 +138,12 @@ t.test('with CLIENT REPLY OFF a RESP3 subscriber still gets its confirmations an
   t.notMatch(got, /\+OK/, 'no reply to CLIENT REPLY OFF');
 });
 
+t.test('with CLIENT REPLY OFF a RESP2 subscriber gets its confirmations too, as from Redis', async (t) => {
+  const c = await RawClient.connect(t, sidecar.options.port);
+  c.write(Buffer.concat([resp('CLIENT', 'REPLY', 'OFF'), resp('PSUBSCRIBE', 'reply2:*')]));
+  t.same((await c.waitReplies(1))[0], ['psubscribe', 'reply2:*', 1]);
+});
+
 t.test('INFO carries what only the nodes know: blocked clients, changes since the last save, the Redis version', async (t) => {
   const version = ((await nodes[0]!.info('server')).match(/redis_version:(\S+)/) ?? [])[1];
   t.match(await app.info('server'), new RegExp(`redis_version:${version!.replace(/\./g, '\\.')}\\r\\n`), 'the nodes\' version');
@@ -172,6 +178,12 @@ t.test('keyspace notifications from every master reach a subscriber through the 
   const seen: string[] = [];
   plain.on('message', (_ch: string, key: string) => seen.push(key));
   await plain.subscribe('__keyevent@0__:expired');
+  const wide = sidecarClient(t, sidecar);
+  const all: string[] = [];
+  wide.on('pmessage', (_p: string, ch: string, key: string) => {
+    if (ch === '__keyevent@0__:expired') all.push(key);
+  });
+  t.equal(await wide.psubscribe('*'), 1, 'a pattern that matches everything');
   const per = keysPerMaster(cluster.config, 'ksn:', 4);
   const keys = [...per.values()].flat();
   t.equal(per.size, 3, 'keys on three masters');
@@ -179,6 +191,9 @@ t.test('keyspace notifications from every master reach a subscriber through the 
   for (let i = 0; i < 400 && (got.length < keys.length || seen.length < keys.length); i++) await new Promise((r) => setTimeout(r, 25));
   t.same([...got].sort(), [...keys].sort(), 'PSUBSCRIBE: every expiry, once');
   t.same([...seen].sort(), [...keys].sort(), 'SUBSCRIBE: the same');
+  for (let i = 0; i < 200 && all.length < keys.length; i++) await new Promise((r) => setTimeout(r, 25));
+  t.same([...all].sort(), [...keys].sort(), 'PSUBSCRIBE *: every expiry too, once');
+  t.equal(await app.publish('ksn:plain', 'm'), 1, 'a classic PUBLISH is received once by the * subscriber (counted at the hub only)');
   t.equal(await sub.punsubscribe('__keyevent@0__:expired'), 0, 'unsubscribed everywhere');
 });
 
