@@ -57,6 +57,8 @@ export interface TransactionLike extends SessionMode {
   readonly conn: NodeConnection | null;
   /** RESET: leave MULTI and WATCH */
   resetState(): void;
+  /** commands queued in MULTI, or -1 outside MULTI (CLIENT LIST's `multi=`) */
+  readonly queuedCount: number;
 }
 
 /** What the session needs of a client's subscriptions (src/proxy/pubsub.ts makes them). */
@@ -108,6 +110,8 @@ export interface Session extends RequestOwner {
   refuse(name: string, message: string): void;
   /** Answers OK, then closes once every reply is written. */
   quit(): void;
+  /** Closes the connection at once, without a reply, and reads nothing more from it. */
+  abort(): void;
   /** Writes a reply now (pub/sub pushes), after whatever is queued. */
   push(buf: Buffer): void;
   /** The connection for commands to `addr`: the pinned one while WATCH holds it, else shared. */

@@ -24,10 +24,22 @@ import { transaction } from './transaction';
 import { blocking } from './blocking';
 import { pubsub } from './pubsub';
 import * as text from './replies';
+import { logger } from '../observe/log';
+
+/** `POST` and `Host:`, in any case: the first words of an HTTP request. */
+function isCrossProtocol(name: string): boolean {
+  return name.length <= 5 && (name.toLowerCase() === 'post' || name.toLowerCase() === 'host:');
+}
 
 export function dispatchCommand(s: Session, cmd: ParsedCommand, spec: CommandSpec | undefined, t0: number): void {
   if (spec === undefined) {
     const name = cmd.argString(0);
+    if (isCrossProtocol(name)) {
+      // an HTTP request: a web page in a browser on this host may be sending it (cross-protocol
+      // scripting); Redis logs it and closes the connection without a reply, and so do we
+      logger.warn('cross-protocol-request', { client: s.addr, command: name.slice(0, 8) });
+      return s.abort();
+    }
     s.lastCommand = name.toLowerCase();
     const args: string[] = [];
     for (let i = 1; i < cmd.argc && i < 4; i++) args.push(cmd.argString(i));

@@ -20,12 +20,16 @@ const VERSION: string = require('../../../package.json').version;
 
 export function clientInfoLine(s: Session): string {
   const now = Date.now();
-  const flags = s.subs.channels + s.subs.patterns + s.subs.shard > 0 ? 'P' : 'N';
+  const queued = s.tx === null ? -1 : s.tx.queuedCount;
+  let flags = s.subs.channels + s.subs.patterns + s.subs.shard > 0 ? 'P' : '';
+  if (queued !== -1) flags += 'x';
+  if (s.blockedConnections().length !== 0) flags += 'b';
+  if (flags === '') flags = 'N';
   return (
     `id=${s.id} addr=${s.addr} laddr=${s.laddr} fd=-1 name=${s.name} age=${Math.floor((now - s.createdAt) / 1000)} ` +
     `idle=${Math.floor((now - s.lastActive) / 1000)} flags=${flags} db=0 sub=${s.subs.channels} psub=${s.subs.patterns} ` +
-    `ssub=${s.subs.shard} multi=-1 qbuf=${s.queuedBytes} qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=${s.inflight} ` +
-    `omem=${s.outputBytes} tot-mem=0 events=r cmd=${s.lastCommand} user=default redir=-1 resp=2\n`
+    `ssub=${s.subs.shard} multi=${queued} qbuf=${s.queuedBytes} qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=${s.inflight} ` +
+    `omem=${s.outputBytes} tot-mem=0 events=r cmd=${s.lastCommand} user=default redir=-1 resp=${s.proto}\n`
   );
 }
 

@@ -301,6 +301,12 @@ export class ClientSession implements Flushable, Session {
     this.ctx.sessionClosed(this);
   }
 
+  abort(): void {
+    this.#parser.stopped = true;
+    this.#out.clear();
+    this.socket.destroy();
+  }
+
   /** Stop reading; end the connection once every request has been answered (graceful stop). */
   drainAndClose(): void {
     this.#draining = true;

@@ -62,6 +62,10 @@ export class TransactionState implements TransactionLike {
     this.#s = s;
   }
 
+  get queuedCount(): number {
+    return this.inMulti ? this.#queued.length : -1;
+  }
+
   get pinnedAddress(): string | null {
     return this.conn ? this.conn.address : null;
   }
