@@ -20,6 +20,7 @@ export const summary = 'run the sidecar: a Redis endpoint on localhost in front 
 export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   port: { type: 'string', short: 'p', default: '6379', arg: 'port', help: 'TCP port to listen on' },
   bind: { type: 'string', default: '127.0.0.1', arg: 'addr', help: 'address to listen on (keep it loopback: apps on this host only)' },
+  'protected-mode': { type: 'string', default: 'yes', arg: 'yes|no', help: 'refuse to start on a non-loopback --bind, as the sidecar has no client authentication (Redis\'s protected mode)' },
   unixsocket: { type: 'string', arg: 'path', help: 'also listen on this Unix socket' },
   unixsocketperm: { type: 'string', default: '700', arg: 'octal', help: 'permissions of the Unix socket, as in redis.conf' },
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the cluster configuration from (one reachable is enough)' },
@@ -71,12 +72,19 @@ export function sidecarConfig(o: Options): SidecarConfig {
   for (const s of seeds) if (!isAddress(s)) throw new UsageError(`--seeds: "${s}" is not a host:port address`);
   const perm = String(o.unixsocketperm ?? '700');
   if (!/^[0-7]{3,4}$/.test(perm)) throw new UsageError(`--unixsocketperm must be octal like 700 or 770, not ${JSON.stringify(perm)}`);
+  const bind = String(o.bind);
+  if (choiceOption(o, 'protected-mode', ['yes', 'no'] as const) === 'yes' && !isLoopback(bind))
+    throw new UsageError(
+      `--bind ${bind} would let other hosts send commands to the cluster, and the sidecar does not authenticate its clients: ` +
+        'refused (protected mode, as in Redis). Keep the sidecar on 127.0.0.1 beside the app, or put it behind a firewall ' +
+        'and start it with --protected-mode no.',
+    );
   const metricsPort = o['metrics-port'] === 'off' ? -1 : intOption(o, 'metrics-port', 0, 65535);
   const maxBulk = intOption(o, 'proto-max-bulk-len', 1024, 2 ** 31)!;
   return {
     seeds,
     port: intOption(o, 'port', 0, 65535)!,
-    bind: String(o.bind),
+    bind,
     unixsocket: o.unixsocket ? String(o.unixsocket) : undefined,
     unixsocketperm: parseInt(perm, 8),
     readFrom: choiceOption(o, 'read-from', ['master', 'replica', 'any'] as const),
@@ -92,6 +100,12 @@ export function sidecarConfig(o: Options): SidecarConfig {
     failover: o.failover !== false,
     ...(o.id ? { id: String(o.id) } : {}),
   };
+}
+
+/** Loopback addresses (IPv4 127/8, IPv6 ::1, `localhost`): reachable from this host only. */
+export function isLoopback(addr: string): boolean {
+  const a = addr.trim().toLowerCase();
+  return a === 'localhost' || a === '::1' || a === '0:0:0:0:0:0:0:1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a) || /^::ffff:127\./.test(a);
 }
 
 /** Stops the sidecar on SIGTERM/SIGINT (graceful drain, exit 0). */
