@@ -11,6 +11,23 @@ const upper = (name: string): string => name.toUpperCase();
 // ---------------------------------------------------------------- Redis's own texts
 
 export const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/** A key's name fit for an error line: at most 64 bytes, control bytes shown as `?`. */
+function keyForError(name: string): string {
+  const short = name.length > 64 ? `${name.slice(0, 64)}...` : name;
+  return short.replace(/[\x00-\x1f\x7f]/g, '?');
+}
+
+/**
+ * CROSSSLOT, naming each key's slot (the first few keys), so that an operator sees which keys
+ * must meet and can give them one `{tag}`. Redis's text first: clients match on it. Built only
+ * when refusing.
+ */
+export function crossSlot(keys: ReadonlyArray<readonly [string, number]>): string {
+  const named = keys.slice(0, 4).map(([k, slot]) => `${keyForError(k)} in slot ${slot}`);
+  if (keys.length > 4) named.push(`${keys.length - 4} more`);
+  return `${CROSSSLOT} (${named.join(', ')}); keys that must meet need one {tag}`;
+}
 export const SYNTAX = 'ERR syntax error';
 export const INVALID_CURSOR = 'ERR invalid cursor';
 export const NOT_INTEGER = 'ERR value is not an integer or out of range';

@@ -70,9 +70,16 @@ export function slotOf(spec: CommandSpec, cmd: ParsedCommand): number | string {
     if (isMetaKey(buf, s, e)) return text.META_REFUSED;
     const ks = slotOfBytes(buf, s, e);
     if (slot === -1) slot = ks;
-    else if (ks !== slot) return text.CROSSSLOT;
+    else if (ks !== slot) return crossSlotOf(cmd, keys);
   }
   return slot;
+}
+
+/** The refusal of keys in several slots, naming each key's slot (the refusal path only). */
+function crossSlotOf(cmd: ParsedCommand, keys: number[]): string {
+  const named: Array<[string, number]> = [];
+  for (const i of keys) named.push([cmd.argString(i), slotOfBytes(cmd.buf, cmd.argStart[i]!, cmd.argEnd[i]!)]);
+  return text.crossSlot(named);
 }
 
 /**

@@ -194,7 +194,7 @@ t.test('slotOf refuses metadata keys and keys in different slots, and finds the 
   t.equal(s.slotOf(spec('eval'), parse('EVAL', 's', '1', '__cluster__:config')), META_REFUSED, 'metadata as a script key');
   t.equal(s.slotOf(spec('rename'), parse('RENAME', '{t}a', '{t}b')), slotOf('t'));
   const [a, b] = differentSlots();
-  t.equal(s.slotOf(spec('rename'), parse('RENAME', a, b)), crossSlot);
+  t.match(s.slotOf(spec('rename'), parse('RENAME', a, b)), new RegExp(`^${crossSlot} \\(`));
   t.equal(s.slotOf(spec('get'), parse('GET', '__cluster_x')), slotOf('__cluster_x'), 'a near miss is an ordinary key');
 });
 

@@ -68,7 +68,9 @@ t.test('a command naming a metadata key is refused, in any key position', async 
 t.test('keys in different slots are refused with CROSSSLOT; a keyless command has no slot', async (t) => {
   let b = 'k1';
   for (let i = 1; keySlot(b) === keySlot('k0'); i++) b = `k${i}`;
-  t.equal(slotOf(spec('rename'), parse('RENAME', 'k0', b)), text.CROSSSLOT);
+  t.equal(slotOf(spec('rename'), parse('RENAME', 'k0', b)), `${text.CROSSSLOT} (k0 in slot ${keySlot('k0')}, ${b} in slot ${keySlot(b)}); keys that must meet need one {tag}`);
+  const many = slotOf(spec('del'), parse('DEL', 'a\r\nb', 'k0', b, 'x', 'y', 'z')) as string;
+  t.match(many, /^CROSSSLOT Keys in request don't hash to the same slot \(a\?\?b in slot \d+, k0 in slot \d+, .*, 2 more\)/, 'control bytes hidden, at most four keys named');
   t.equal(slotOf(spec('eval'), parse('EVAL', 'return 1', '0')), '', 'EVAL with no keys');
   t.match(slotOf(spec('object'), parse('OBJECT', 'nosuch', 'k')), /not supported through the sidecar/, 'an unknown subcommand');
   t.match(slotOf(spec('eval'), parse('EVAL', 'return 1', '5', 'k')), /keys/i, 'more keys declared than given');
