@@ -9,6 +9,7 @@ import Redis from 'ioredis';
 import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
 import { ControlOptions, controlClient, readCopy, writeCopy } from '../cluster/store';
 import { AlreadyCreatedError, ConfigWriteError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
+import { CredentialStore, dataUserAcl, nodeCredentials } from '../cluster/credentials';
 
 export interface CreateOptions {
   /** One entry per node: its master and replica addresses ("host:port"). */
@@ -21,6 +22,40 @@ export interface CreateOptions {
   linkTimeoutMs?: number;
   /** Progress lines for a human. */
   onProgress?: (line: string) => void;
+  /**
+   * The data user, when its credentials differ from the control user's: 'setup' (default) makes
+   * it on every node with the rules of `dataUserAcl`; 'skip' leaves ACLs to the operator
+   * (`ringside create --acl print` shows the lines).
+   */
+  acl?: 'setup' | 'skip';
+  /** default: the process's node credentials */
+  credentials?: CredentialStore;
+}
+
+/**
+ * Makes replication authenticate as the control user (`masteruser`/`masterauth`) on every node:
+ * masters too, as any node may follow another after a fail-over.
+ */
+async function setReplicationAuth(clients: Map<string, Redis>, creds: CredentialStore): Promise<void> {
+  const c = creds.get('control');
+  if (!c) return;
+  await Promise.all(
+    [...clients.values()].map(async (client) => {
+      await client.call('CONFIG', 'SET', 'masterauth', c.password);
+      if (c.user) await client.call('CONFIG', 'SET', 'masteruser', c.user);
+    }),
+  );
+}
+
+/** Creates or resets the data user on every node (ACL rules are not replicated). */
+async function setUpDataUser(clients: Map<string, Redis>, creds: CredentialStore, progress: (line: string) => void): Promise<void> {
+  const d = creds.get('data');
+  if (!creds.split || !d) return;
+  const user = d.user ?? 'default';
+  if (user === creds.user('control'))
+    throw new ConfigWriteError(`the data and control credentials name the same user "${user}" with different passwords; give the data role a user of its own`);
+  await Promise.all([...clients.values()].map((client) => client.call('ACL', 'SETUSER', user, ...dataUserAcl(d.password))));
+  progress(`data user "${user}" set up on ${clients.size} server(s): no access to __cluster__:* or node administration`);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -120,6 +155,9 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
     const highest = Math.max(0, ...copies.map((c) => (c.ok ? c.config.epoch : 0)));
     if (highest >= config.epoch) config = { ...config, epoch: highest + 1 };
 
+    const creds = opts.credentials ?? nodeCredentials;
+    if ((opts.acl ?? 'setup') === 'setup') await setUpDataUser(clients, creds, progress);
+    await setReplicationAuth(clients, creds);
     progress(`setting up replication for ${opts.shards.length} node(s)`);
     for (const s of opts.shards) {
       await clients.get(s.master)!.call('REPLICAOF', 'NO', 'ONE');
@@ -135,6 +173,12 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
           await c.call('CONFIG', 'REWRITE');
         } catch (e) {
           if (!/without a config file/i.test((e as Error).message)) progress(`warning: CONFIG REWRITE on ${addr} failed: ${(e as Error).message}`);
+        }
+        // users kept in an ACL file are saved there (CONFIG REWRITE keeps those of redis.conf)
+        try {
+          await c.call('ACL', 'SAVE');
+        } catch (e) {
+          if (!/not configured to use an ACL file/i.test((e as Error).message)) progress(`warning: ACL SAVE on ${addr} failed: ${(e as Error).message}`);
         }
       }),
     );

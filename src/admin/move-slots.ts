@@ -18,6 +18,7 @@ import { ClusterConfig, compactSlots, majority, masters, splitAddress } from '..
 import { NodeCopy, newest, readCopy, writeEverywhere } from '../cluster/store';
 import { SLOT_COUNT, slotOf } from '../cluster/slot';
 import { adminClient, appendLog, closeAll, whenConnected } from './create';
+import { nodeCredentials } from '../cluster/credentials';
 import { ConcurrentChangeError, MigrateError, MoveSlotsError, SlotListError } from './errors';
 
 export type MoveProgress =
@@ -316,7 +317,7 @@ async function drain(
         const batch = pick.slice(i, i + o.batchSize);
         let reply: unknown;
         try {
-          reply = await source.call('MIGRATE', o.host, String(o.port), '', '0', String(o.migrateTimeout), 'KEYS', ...batch);
+          reply = await source.call('MIGRATE', o.host, String(o.port), '', '0', String(o.migrateTimeout), ...migrateAuth(), 'KEYS', ...batch);
         } catch (e) {
           throw await migrateFailure(e as Error, batch, source, target, o.describe, moved);
         }
@@ -332,6 +333,13 @@ async function drain(
     if (found === 0) return moved;
   }
   throw new MigrateError(`${o.describe}: keys of the slots keep appearing on the source after 10 passes`);
+}
+
+/** MIGRATE's AUTH/AUTH2 arguments for the target, as the control user (Redis hides them in its slow log and MONITOR). */
+function migrateAuth(): string[] {
+  const c = nodeCredentials.get('control');
+  if (!c) return [];
+  return c.user ? ['AUTH2', c.user, c.password] : ['AUTH', c.password];
 }
 
 async function migrateFailure(e: Error, batch: Buffer[], source: Redis, target: Redis, describe: string, moved: number): Promise<Error> {

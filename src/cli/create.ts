@@ -5,13 +5,16 @@
 import { ClusterConfig, InitialShard, initialConfig, isAddress } from '../cluster/config';
 import { ConfigError } from '../cluster/errors';
 import { createCluster } from '../admin/create';
+import { aclFileLine, controlUserAcl, dataUserAcl, nodeCredentials } from '../cluster/credentials';
 import { OptionSpec, Options, UsageError, choiceOption, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 
 export const summary = 'make plain Redis servers a cluster: replication and the first configuration';
 
 const USAGE = 'ringside create --shard <master>[,<replica>...] [--shard ...] | --masters a,b,c [--replicas x,y,z] [options]';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   shard: { type: 'string', arg: 'master[,replica...]', help: 'one node: its master then its replicas; repeat once per node' },
   masters: { type: 'string', arg: 'a,b,c', help: 'simple form: the masters, one node each' },
   replicas: { type: 'string', arg: 'x,y,z', help: 'simple form: replica i follows master i' },
@@ -21,6 +24,7 @@ const SPEC: Record<string, OptionSpec> = {
   'down-after-ms': { type: 'string', arg: 'ms', help: 'how long a node must fail before a sidecar votes (default 3000)' },
   'link-timeout-ms': { type: 'string', arg: 'ms', default: '15000', help: 'bound on the wait for replication links' },
   force: { type: 'boolean', help: 'overwrite a configuration the servers already hold' },
+  acl: { type: 'string', arg: 'setup|skip|print', default: 'setup', help: 'the data user (when its credentials differ from the control user\'s): set it up on every server, leave ACLs to you, or print the ACL lines and exit' },
   json: { type: 'boolean', help: 'print the configuration as JSON' },
   config: { type: 'string', arg: 'file', help: 'JSON file with these settings' },
 };
@@ -82,11 +86,31 @@ export function describeConfig(c: ClusterConfig): string {
   return lines.join('\n');
 }
 
+/** The ACL file lines of the two users (passwords as SHA-256 hashes), for operators who keep ACLs themselves. */
+export function aclLines(): string[] {
+  const c = nodeCredentials.get('control');
+  const d = nodeCredentials.get('data');
+  if (!c || !d) throw new UsageError('--acl print needs the credentials of both users (--auth-file or RINGSIDE_CONTROL_* / RINGSIDE_DATA_*)');
+  if (!c.user) throw new UsageError('--acl print needs a named control user (the default user is configured with requirepass)');
+  if (!nodeCredentials.split) throw new UsageError('--acl print: the data role has the same credentials as the control role; give it a user of its own');
+  return [
+    '# ringside: the control user (metadata, fail-over, migrations, replication) and the data user (app traffic)',
+    aclFileLine(c.user, controlUserAcl(c.password)),
+    aclFileLine(d.user ?? 'default', dataUserAcl(d.password)),
+  ];
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { shards: shardFlags, rest } = extractShards(argv);
   const { options, help } = parseOptions(rest, SPEC);
   if (help) {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
+    return 0;
+  }
+  useNodeCredentials(options);
+  const acl = choiceOption(options, 'acl', ['setup', 'skip', 'print'] as const);
+  if (acl === 'print') {
+    process.stdout.write(aclLines().join('\n') + '\n');
     return 0;
   }
   const shards = shardsFrom(shardFlags, options);
@@ -107,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
     failover,
     timing,
     force: options.force === true,
+    acl,
     linkTimeoutMs: intOption(options, 'link-timeout-ms', 100, 3_600_000),
     onProgress: options.json ? undefined : (line) => process.stdout.write(line + '\n'),
   });

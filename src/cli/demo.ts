@@ -4,6 +4,10 @@
  * Ctrl-C or SIGTERM stops everything it started.
  */
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import type { NodeCredentials } from '../cluster/credentials';
 import path from 'node:path';
 import { OptionSpec, helpText, intOption, parseOptions } from './args';
 import { SERVE_OPTIONS, sidecarConfig, stopOnSignals } from './serve';
@@ -13,13 +17,24 @@ import { setLogLevel } from '../observe/log';
 
 export const summary = 'launch a local 3-master cluster (real redis-server processes) and the sidecar in front of it';
 
-const { seeds: _seeds, ...serveRest } = SERVE_OPTIONS;
+const { seeds: _seeds, 'auth-file': _authFile, ...serveRest } = SERVE_OPTIONS;
 const DEMO_OPTIONS: Record<string, OptionSpec> = {
   ...serveRest,
   masters: { type: 'string', default: '3', arg: 'n', help: 'masters in the local cluster' },
   replicas: { type: 'string', default: '1', arg: 'n', help: 'replicas per master' },
   'base-port': { type: 'string', arg: 'port', help: 'first port of the data nodes (default: free ports)' },
+  auth: { type: 'boolean', help: 'nodes that require credentials: a control user and a data user with random passwords (kept in a file readable by you only)' },
 };
+
+/** Random credentials for the two users, written to a file only this user can read. */
+function demoCredentials(): { creds: NodeCredentials; file: string } {
+  const pw = (): string => randomBytes(24).toString('base64url');
+  const creds = { control: { user: 'ringside', password: pw() }, data: { user: 'ringside-app', password: pw() } };
+  const dir = mkdtempSync(path.join(tmpdir(), 'ringside-demo-auth-'));
+  const file = path.join(dir, 'auth.json');
+  writeFileSync(file, JSON.stringify(creds, null, 2) + '\n', { mode: 0o600 });
+  return { creds, file };
+}
 
 /** Installs redis-server when missing (as root, from the distribution's packages), or says how. */
 export function ensureRedis(): void {
@@ -39,11 +54,13 @@ export async function run(argv: string[]): Promise<number> {
   const replicas = intOption(options, 'replicas', 0, 4)!;
   const basePort = intOption(options, 'base-port', 1, 65000);
   process.stdout.write(`starting ${masters} masters with ${replicas} replica(s) each...\n`);
-  const cluster = await LocalCluster.start({ masters, replicasPerMaster: replicas, basePort });
+  const auth = options.auth === true ? demoCredentials() : null;
+  const cluster = await LocalCluster.start({ masters, replicasPerMaster: replicas, basePort, ...(auth ? { credentials: auth.creds } : {}) });
   let sidecar: Sidecar | null = null;
   const stopAll = async () => {
     await sidecar?.stop(2000);
     await cluster.stop();
+    if (auth) rmSync(path.dirname(auth.file), { recursive: true, force: true });
   };
   try {
     sidecar = new Sidecar(sidecarConfig({ ...options, seeds: cluster.seeds.join(',') }));
@@ -60,7 +77,8 @@ export async function run(argv: string[]): Promise<number> {
       `ringside ${sidecar.options.id} listening on ${sidecar.address}${sidecar.options.unixsocket ? ` and ${sidecar.options.unixsocket}` : ''}`,
       sidecar.metricsUrl ? `metrics: ${sidecar.metricsUrl}/metrics   health: ${sidecar.metricsUrl}/readyz` : '',
       `try:    redis-cli -p ${port} set foo bar && redis-cli -p ${port} get foo`,
-      `watch:  redis-cli -p ${port} info ringside   |   npx ringside status --seeds ${cluster.seeds[0]}`,
+      `watch:  redis-cli -p ${port} info ringside   |   npx ringside status --seeds ${cluster.seeds[0]}${auth ? ` --auth-file ${auth.file}` : ''}`,
+      auth ? `nodes require credentials: control user "ringside", data user "ringside-app" (passwords in ${auth.file})` : '',
       'Ctrl-C stops the sidecar and the cluster.',
       '',
     ]

@@ -5,6 +5,7 @@
 import { openCluster } from '../failover/connect';
 import { readErrors } from '../failover/ops';
 import { OptionSpec, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 import { seedsOption } from './status';
 
 export const summary = 'print the failure reports of the sidecars (newest first)';
@@ -12,6 +13,7 @@ export const summary = 'print the failure reports of the sidecars (newest first)
 const USAGE = 'ringside errors --seeds host:port[,...] [--count N] [--json]';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from (any of them)' },
   count: { type: 'string', arg: 'N', default: '50', help: 'how many reports to print' },
   json: { type: 'boolean', help: 'print a JSON array instead of text' },
@@ -25,6 +27,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
     return 0;
   }
+  useNodeCredentials(options);
   const seeds = seedsOption(listOption(options, 'seeds'));
   const count = intOption(options, 'count', 1, 100_000)!;
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;

@@ -10,6 +10,7 @@ import { openCluster } from '../failover/connect';
 import { SwitchProgress, SwitchResult, resumeSwitch, runSwitch } from '../failover/switch';
 import { SwitchError } from '../failover/errors';
 import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 import { seedsOption } from './status';
 
 export const summary = "switch a node's master to one of its replicas (the atomic switch, on demand)";
@@ -17,6 +18,7 @@ export const summary = "switch a node's master to one of its replicas (the atomi
 const USAGE = 'ringside failover <node> [--to <replica host:port>] --seeds host:port[,...] [--yes]';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from (any of them)' },
   to: { type: 'string', arg: 'host:port', help: 'the replica to promote (default: the one with the most replicated data)' },
   yes: { type: 'boolean', short: 'y', help: 'do not ask for confirmation' },
@@ -41,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
     return 0;
   }
+  useNodeCredentials(options);
   if (positionals.length !== 1) throw new UsageError('name exactly one node to fail over, e.g. `ringside failover a --seeds ...`');
   const node = positionals[0]!;
   const seeds = seedsOption(listOption(options, 'seeds'));

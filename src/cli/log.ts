@@ -6,6 +6,7 @@
 import { openCluster } from '../failover/connect';
 import { readLog } from '../failover/ops';
 import { OptionSpec, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 import { seedsOption } from './status';
 
 export const summary = 'print the cluster event log: fail-overs, demotions, migrations (newest first)';
@@ -13,6 +14,7 @@ export const summary = 'print the cluster event log: fail-overs, demotions, migr
 const USAGE = 'ringside log --seeds host:port[,...] [--count N] [--json]';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from (any of them)' },
   count: { type: 'string', arg: 'N', default: '50', help: 'how many events to print' },
   json: { type: 'boolean', help: 'print a JSON array instead of text' },
@@ -33,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
     return 0;
   }
+  useNodeCredentials(options);
   const seeds = seedsOption(listOption(options, 'seeds'));
   const count = intOption(options, 'count', 1, 100_000)!;
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;

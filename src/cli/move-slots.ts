@@ -6,12 +6,14 @@ import { moveSlots, parseSlotList, formatSlotList, MoveProgress } from '../admin
 import { SlotListError } from '../admin/errors';
 import { seedsOption } from './status';
 import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 
 export const summary = 'move slots (and their keys) to another node';
 
 const USAGE = 'ringside move-slots --seeds host:port,... --slots 100-200[,300] --to <node>';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from' },
   slots: { type: 'string', arg: 'a-b,c', help: 'the slots to move (0..1023)' },
   to: { type: 'string', arg: 'node', help: 'name of the node that receives them (see ringside status)' },
@@ -43,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
     return 0;
   }
+  useNodeCredentials(options);
   const seeds = seedsOption(listOption(options, 'seeds'));
   if (typeof options.slots !== 'string' || !options.slots) throw new UsageError('--slots is required, e.g. --slots 100-200,300');
   if (typeof options.to !== 'string' || !options.to) throw new UsageError('--to is required: the name of the receiving node');

@@ -14,6 +14,8 @@ import { isAddress } from '../cluster/config';
 import { setLogLevel, logger } from '../observe/log';
 import { NODE_FLAGS, missingNodeFlags } from './node-flags';
 import { DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_THRESHOLD_USEC } from '../observe/slowlog';
+import { AUTH_OPTIONS, readNodeCredentials } from './auth';
+import { nodeCredentials } from '../cluster/credentials';
 
 export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
 
@@ -38,6 +40,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   id: { type: 'string', arg: 'id', help: 'sidecar id in the cluster (default: random)' },
   'log-level': { type: 'string', default: 'info', arg: 'level', help: 'error, warn, info or debug' },
   config: { type: 'string', arg: 'file', help: 'JSON file with any of these settings (camelCase keys)' },
+  ...AUTH_OPTIONS,
 };
 
 /** `serve` only (not `demo`): lifecycle and slow-log settings. */
@@ -168,6 +171,20 @@ export function reloadSettings(argv: string[], sidecar: Sidecar, current: ServeS
   }
 }
 
+/**
+ * SIGHUP: reads the node credentials again (the file, then the environment). New connections use
+ * them; connections already authenticated stay up. An unusable file keeps the running ones.
+ */
+export function reloadCredentials(argv: string[]): void {
+  try {
+    const { options } = parseOptions(argv, SPEC);
+    const creds = readNodeCredentials(options, process.env, (m) => logger.warn('credentials-file-readable', { message: m }));
+    if (nodeCredentials.set(creds)) logger.info('node-credentials-reloaded', { users: nodeCredentials.describe(), effect: 'new node connections use them; open ones stay' });
+  } catch (e) {
+    logger.error('node-credentials-reload-failed', { error: (e as Error).message, action: 'keeping the running credentials' });
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { options, help, cfg, serve } = readSettings(argv);
   if (help) {
@@ -175,6 +192,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   setLogLevel(serve.logLevel);
+  nodeCredentials.set(readNodeCredentials(options, process.env, (m) => logger.warn('credentials-file-readable', { message: m })));
+  if (nodeCredentials.get('control')) logger.info('node-credentials', { users: nodeCredentials.describe() });
   const file = typeof options.config === 'string' && options.config ? options.config : undefined;
   const sidecar = new Sidecar(cfg);
   sidecar.reconfigure({ logLevel: serve.logLevel, slowlogLogSlowerThan: serve.slowlogLogSlowerThan, slowlogMaxLen: serve.slowlogMaxLen }, { quiet: true });
@@ -188,6 +207,7 @@ export async function run(argv: string[]): Promise<number> {
       return;
     }
     logger.info('signal', { signal: 'SIGHUP', action: file ? `reloading ${file}` : 'reload' });
+    reloadCredentials(argv);
     settings = reloadSettings(argv, sidecar, settings, file);
   });
   await sidecar.start();

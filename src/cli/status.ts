@@ -5,12 +5,14 @@
 import { isAddress } from '../cluster/config';
 import { clusterStatus, formatStatus } from '../admin/status';
 import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 
 export const summary = 'show the configuration, every server, copies, migrations and live sidecars';
 
 const USAGE = 'ringside status --seeds host:port[,host:port...] [--json]';
 
 const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
   seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from (any of them)' },
   json: { type: 'boolean', help: 'print one JSON object instead of text' },
   'timeout-ms': { type: 'string', arg: 'ms', default: '2000', help: 'per-command timeout towards each server' },
@@ -29,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
     return 0;
   }
+  useNodeCredentials(options);
   const seeds = seedsOption(listOption(options, 'seeds'));
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;
   const status = await clusterStatus({ seeds, commandTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 1000) });

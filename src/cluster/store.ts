@@ -15,6 +15,7 @@ import {
   splitAddress,
 } from './config';
 import { ConfigError } from './errors';
+import { CredentialStore, authFailure, isAuthError, nodeCredentials } from './credentials';
 
 export interface ControlOptions {
   connectTimeoutMs?: number;
@@ -22,7 +23,17 @@ export interface ControlOptions {
   /** reconnect after times × stepMs, at most maxMs (default 20 / 200: a sidecar's, soon and often) */
   reconnectStepMs?: number;
   reconnectMaxMs?: number;
+  /** the node credentials (default: the process's); the control role's are used */
+  credentials?: CredentialStore;
 }
+
+/** Set on an error whose cause is the node refusing the credentials (the node answered: it is up). */
+export interface AuthFailure extends Error {
+  authFailure?: true;
+}
+
+/** True when a control command failed because the node refused the credentials. */
+export const isAuthFailure = (e: unknown): boolean => (e as AuthFailure | null)?.authFailure === true;
 
 /**
  * A control-plane connection to one node: the one factory for the sidecar's control plane, the
@@ -34,9 +45,12 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
   const { host, port } = splitAddress(address);
   const step = opts.reconnectStepMs ?? 20;
   const max = opts.reconnectMaxMs ?? 200;
+  const creds = opts.credentials ?? nodeCredentials;
+  const cred = creds.get('control');
   const r = new Redis({
     host,
     port,
+    ...(cred ? { password: cred.password, ...(cred.user ? { username: cred.user } : {}) } : {}),
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: 0,
@@ -51,6 +65,25 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
   r.on('error', () => {
     /* reported through the failing commands */
   });
+  // the credentials are read again at every reconnect (a SIGHUP may have changed them)
+  r.on('reconnecting', () => {
+    const c = creds.get('control');
+    r.options.username = c?.user;
+    r.options.password = c?.password;
+  });
+  // a refused credential names the node and the user (never the password), and is marked
+  const send = r.sendCommand.bind(r);
+  r.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: Parameters<Redis['sendCommand']>[1]) => {
+    const reject = command.reject;
+    command.reject = (err: Error) => {
+      if (err && typeof err.message === 'string' && isAuthError(err.message) && !isAuthFailure(err)) {
+        err.message = authFailure(`node ${address}`, 'control', creds.user('control'), err.message);
+        (err as AuthFailure).authFailure = true;
+      }
+      reject(err);
+    };
+    return send(command, stream);
+  }) as Redis['sendCommand'];
   return r;
 }
 
@@ -70,7 +103,8 @@ export async function readCopy(client: Redis, address: string): Promise<NodeCopy
     text = res[0]![1] as string | null;
     version = res[1]![1] as string | null;
   } catch (e) {
-    return { address, ok: false, reachable: false, reason: `unreachable: ${(e as Error).message}` };
+    // a refused credential: the node answered, but nothing could be read
+    return { address, ok: false, reachable: false, reason: isAuthFailure(e) ? (e as Error).message.replace(/^ERR /, '') : `unreachable: ${(e as Error).message}` };
   }
   if (text === null) return { address, ok: false, reachable: true, reason: 'holds no configuration' };
   if (version !== configVersion(text))

@@ -5,6 +5,18 @@
 import { ClusterConfig, FailoverMode, Timing } from '../cluster/config';
 import { createCluster } from '../admin/create';
 import { RedisProcess } from './redis-process';
+import { Credential, NodeCredentials, nodeCredentials } from '../cluster/credentials';
+
+/**
+ * redis.conf lines that make `control` the node's administrator: `requirepass` for the default
+ * user, or (a named user) that user with every right and the default user switched off. The data
+ * user, when another, is set up by `create`. (A file, not arguments: a command line is public.)
+ */
+export function authConfig(control: Credential): string[] {
+  const q = (v: string): string => `"${v.replace(/["\\]/g, (c) => '\\' + c)}"`;
+  if (!control.user) return [`requirepass ${q(control.password)}`];
+  return [`user ${control.user} on ${q('>' + control.password)} ~* &* +@all`, 'user default off'];
+}
 
 export interface LocalClusterOptions {
   masters?: number;
@@ -15,6 +27,11 @@ export interface LocalClusterOptions {
   failover?: FailoverMode;
   /** Extra `redis-server` arguments for every process. */
   redisArgs?: string[];
+  /**
+   * Nodes that require credentials: the control user's are set on each server at start-up, the
+   * data user (when another) by create. They become the process's node credentials.
+   */
+  credentials?: NodeCredentials;
 }
 
 export interface LocalShard {
@@ -38,14 +55,17 @@ export class LocalCluster {
     const replicas = opts.replicasPerMaster ?? 1;
     if (!Number.isInteger(masters) || masters < 1) throw new RangeError('masters must be a whole number of at least 1');
     if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicasPerMaster must be a whole number of at least 0');
+    const control = opts.credentials ? (opts.credentials.control ?? opts.credentials.data) : undefined;
+    if (opts.credentials) nodeCredentials.set(opts.credentials);
     const args = opts.redisArgs ?? [];
+    const config = control ? authConfig(control) : undefined;
     // Every process starts at once. When one fails, the others are waited for before anything is
     // stopped: a start still under way at that moment would otherwise finish afterwards, belong
     // to nobody, and keep running (and keep this process alive) until it exits.
     const size = 1 + replicas;
     const settled = await Promise.allSettled(
       Array.from({ length: masters * size }, (_, k) =>
-        RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + k, args }),
+        RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + k, args, config, auth: control }),
       ),
     );
     const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

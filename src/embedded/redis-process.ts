@@ -11,6 +11,7 @@ import { mkdtempSync, readdirSync, rmSync, readFileSync, writeFileSync } from 'n
 import { createServer, connect } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Credential, authCommand } from '../cluster/credentials';
 
 export interface RedisProcessOptions {
   /** TCP port on 127.0.0.1; a free one when absent. */
@@ -23,6 +24,13 @@ export interface RedisProcessOptions {
   startTimeoutMs?: number;
   /** The binary (default $RINGSIDE_REDIS_SERVER or `redis-server`). */
   binary?: string;
+  /**
+   * Lines of a redis.conf written (mode 600) in the server's directory and given to it, for
+   * settings that must not show on a command line (passwords, users).
+   */
+  config?: string[];
+  /** Credentials the start-up check authenticates with (a server started with requirepass or ACL users). */
+  auth?: Credential;
 }
 
 /** The server did not start or did not answer in time. */
@@ -166,7 +174,7 @@ let swept = false;
  * Asks the server on `port` for PING and INFO server; true when it answers PONG and is the
  * process `pid` (not some other server that took the port first).
  */
-function answers(port: number, pid: number, timeoutMs: number): Promise<boolean> {
+function answers(port: number, pid: number, timeoutMs: number, auth?: Credential): Promise<boolean> {
   return new Promise((resolve) => {
     let text = '';
     let done = false;
@@ -181,9 +189,18 @@ function answers(port: number, pid: number, timeoutMs: number): Promise<boolean>
     const timer = setTimeout(() => finish(false), timeoutMs);
     sock.on('error', () => finish(false));
     sock.on('close', () => finish(false));
-    sock.on('connect', () => sock.write('PING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'));
+    sock.on('connect', () => {
+      if (auth) sock.write(authCommand(auth));
+      sock.write('PING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n');
+    });
+    let authed = !auth;
     sock.on('data', (d) => {
       text += d.toString('latin1');
+      if (!authed) {
+        if (!text.startsWith('+OK\r\n')) return text.includes('\r\n') ? finish(false) : undefined;
+        authed = true;
+        text = text.slice(5);
+      }
       if (text.startsWith('-')) return finish(false); // e.g. -LOADING
       const m = /^\+PONG\r\n\$(\d+)\r\n/.exec(text);
       if (!m) return;
@@ -201,6 +218,8 @@ export class RedisProcess {
   #ownDir: boolean;
   #binary: string;
   #startTimeoutMs: number;
+  #auth: Credential | undefined;
+  #config: string[] | undefined;
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
   #paused = false;
@@ -213,6 +232,8 @@ export class RedisProcess {
     this.args = [...(opts.args ?? [])];
     this.#binary = opts.binary ?? process.env.RINGSIDE_REDIS_SERVER ?? 'redis-server';
     this.#startTimeoutMs = opts.startTimeoutMs ?? 10_000;
+    this.#auth = opts.auth;
+    this.#config = opts.config;
   }
 
   /**
@@ -261,7 +282,10 @@ export class RedisProcess {
   }
 
   async #spawn(): Promise<void> {
+    const confFile = join(this.dir, 'redis.conf');
+    if (this.#config) writeFileSync(confFile, this.#config.join('\n') + '\n', { mode: 0o600 });
     const argv = [
+      ...(this.#config ? [confFile] : []),
       '--port', String(this.port),
       '--bind', '127.0.0.1',
       '--save', '',
@@ -307,7 +331,7 @@ export class RedisProcess {
         await this.#exited;
         throw new RedisStartError(`redis-server on port ${this.port} ${exitInfo}: ${this.#why()}`);
       }
-      if (await answers(this.port, child.pid!, 500)) return;
+      if (await answers(this.port, child.pid!, 500, this.#auth)) return;
       if (Date.now() > deadline) {
         throw new RedisStartError(`redis-server on port ${this.port} did not answer within ${this.#startTimeoutMs} ms: ${this.#why()}`);
       }

@@ -13,7 +13,7 @@ import {
   masters as mastersOf,
   votesKey,
 } from '../cluster/config';
-import { NodeCopy, newest, readCopy } from '../cluster/store';
+import { NodeCopy, isAuthFailure, newest, readCopy } from '../cluster/store';
 import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
 import { Action, Election, LeadOutcome, NodeStatus, voteFreshMs } from './election';
@@ -64,6 +64,9 @@ export interface AgentStatus {
   electionsCompleted: number;
   demotions: number;
 }
+
+/** a probe the node answered by refusing our credentials: up, but nothing read */
+const AUTH_REFUSED = Symbol('auth-refused');
 
 const clamp = (n: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, Math.floor(n)));
 
@@ -169,6 +172,18 @@ export class FailoverAgent {
     this.#timer.unref?.();
   }
 
+  /** masters that refused this sidecar's credentials, with the message last logged */
+  #authRefusedBy = new Map<string, string>();
+
+  /** A probe refused for its credentials: logged once per change, never a vote (the node is up). */
+  #authRefused(master: string, message: string): typeof AUTH_REFUSED {
+    if (this.#authRefusedBy.get(master) !== message) {
+      this.#authRefusedBy.set(master, message);
+      logger.error('node-credentials-refused', { node: master, error: message, effect: 'this sidecar cannot probe or vote on this master until its credentials are fixed (SIGHUP reloads them)' });
+    }
+    return AUTH_REFUSED;
+  }
+
   async #doRound(): Promise<void> {
     const config = this.#o.getConfig();
     if (!config) return;
@@ -187,10 +202,14 @@ export class FailoverAgent {
           for (const n of nodes) p.hgetall(votesKey(n));
           p.zrangebyscore(SIDECARS_KEY, liveSince, '+inf');
           const res = await within(p.exec(), probeMs, `PING ${m}`);
+          // a node that refuses our credentials answered: it is up, and we know nothing more
+          if (res && res[0]![0] && isAuthFailure(res[0]![0])) return this.#authRefused(m, res[0]![0].message);
           // a node busy with a long script (or function) answers -BUSY: it is up, not a reason to vote
           if (!res || (res[0]![0] && !/^BUSY/.test(res[0]![0].message))) return null;
+          this.#authRefusedBy.delete(m);
           return res.map(([e, v]) => (e ? null : v));
-        } catch {
+        } catch (e) {
+          if (isAuthFailure(e)) return this.#authRefused(m, (e as Error).message);
           return null;
         }
       }),
@@ -201,7 +220,7 @@ export class FailoverAgent {
     replies.forEach((r, i) => {
       const node = nodes[i]!;
       this.#election.probe(node, masters[i]!, r !== null, now);
-      if (!r) return;
+      if (!r || r === AUTH_REFUSED) return;
       this.#reachable.add(masters[i]!);
       nodes.forEach((n, j) => {
         const h = (r[1 + j] ?? {}) as Record<string, string>;

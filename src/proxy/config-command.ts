@@ -13,7 +13,7 @@
  */
 import type { ParsedCommand } from '../resp/request-parser';
 import type { Session } from './context';
-import { FanoutRequest } from './requests';
+import { controlRequest } from './fanout';
 import { arrayElements } from '../resp/reply-framer';
 import * as enc from '../resp/encode';
 import * as text from './replies';
@@ -49,6 +49,9 @@ const OWN: Record<string, (s: Session) => string> = {
   'slowlog-max-len': (s) => String(s.ctx.slowlog.maxLen),
   databases: () => '1',
   'cluster-enabled': () => 'no',
+  // the sidecar asks no password of its clients, and the nodes' secrets are not the apps' to read
+  requirepass: () => '',
+  masterauth: () => '',
 };
 
 /** Redis's glob, case-insensitive, as CONFIG GET matches parameter names. */
@@ -84,13 +87,14 @@ function everyNode(s: Session): string[] | null {
 function toEveryNode(s: Session, t0: number, bytes: Buffer, merge: (replies: Buffer[]) => Buffer): void {
   const nodes = everyNode(s);
   if (nodes === null) return s.refuse('config', text.NO_CONFIG);
-  const req = new FanoutRequest(s, 'config', t0, nodes.length, merge);
-  s.enqueue(req);
-  req.nodes = [];
-  nodes.forEach((addr, i) => {
-    req.node = addr;
-    req.nodes!.push(addr);
-    s.connFor(addr).send(bytes, 0, bytes.length, req.fragment(i));
+  // CONFIG is node administration: the control user runs it
+  controlRequest(s, 'config', t0, nodes.length, merge, (req, conn) => {
+    req.nodes = [];
+    nodes.forEach((addr, i) => {
+      req.node = addr;
+      req.nodes!.push(addr);
+      conn(addr).send(bytes, 0, bytes.length, req.fragment(i));
+    });
   });
 }
 
@@ -122,7 +126,7 @@ function configGet(s: Session, cmd: ParsedCommand, t0: number): void {
   if (r === null) return s.refuse('config', text.NO_CONFIG);
   const master = r.masterOf[0]!;
   const bytes = cmd.toResp();
-  const req = new FanoutRequest(s, 'config', t0, 1, ([rep]) => {
+  const merge = ([rep]: Buffer[]): Buffer => {
     if (rep![0] === 0x2d) return rep!;
     const els = arrayElements(rep!) ?? [];
     const pairs: Array<[string, Buffer]> = [];
@@ -137,10 +141,11 @@ function configGet(s: Session, cmd: ParsedCommand, t0: number): void {
     // the sidecar's own settings that the node does not have (none today) or that matched only here
     for (const [n, f] of Object.entries(OWN)) if (!seen.has(n) && patterns.some((p) => globMatch(p, n))) out.push(enc.bulk(n), enc.bulk(f(s)));
     return s.proto === 3 ? enc.map(out) : enc.array(out);
+  };
+  controlRequest(s, 'config', t0, 1, merge, (req, conn) => {
+    req.node = master;
+    conn(master).send(bytes, 0, bytes.length, req.fragment(0));
   });
-  req.node = master;
-  s.enqueue(req);
-  s.connFor(master).send(bytes, 0, bytes.length, req.fragment(0));
 }
 
 function bulkText(buf: Buffer, s: number, e: number): string {

@@ -4,7 +4,8 @@
 export class NodeError extends Error {
   override name = 'NodeError';
   readonly address: string;
-  readonly kind: 'refused' | 'timeout' | 'lost' | 'protocol' | 'closed';
+  /** `auth`: the node refused the credentials (it is up: never a reason to vote it down) */
+  readonly kind: 'refused' | 'timeout' | 'lost' | 'protocol' | 'closed' | 'auth';
   constructor(address: string, kind: NodeError['kind'], message: string) {
     super(message);
     this.address = address;

@@ -8,7 +8,8 @@ import type { ParsedCommand } from '../resp/request-parser';
 import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
 import type { Session } from './context';
-import { FanoutRequest } from './requests';
+import { DeferredRequest, FanoutRequest, Request } from './requests';
+import type { NodeConnection } from './node-connection';
 import { arrayElements } from '../resp/reply-framer';
 import { isMetaKey, metaKeysFor } from '../cluster/meta-keys';
 import type { Routing } from './routing';
@@ -67,19 +68,76 @@ function bulkContent(buf: Buffer, s: number, e: number): [number, number] | null
   return [cr + 2, e - 2];
 }
 
-/** Sends `commandFor(i)` to master i (node order) and merges. */
-export function toEveryMaster(s: Session, name: string, t0: number, commandFor: (i: number, r: Routing) => Buffer, merge: (replies: Buffer[], r: Routing) => Buffer): void {
+/**
+ * A merged request whose commands must run as the control user (they read or keep the metadata,
+ * or are node administration the data user may not run: docs/protocol.md, "Credentials and the
+ * two users"). When the two roles share credentials it goes out now on the client's shared
+ * connections. Otherwise it goes on control connections, which must not overtake the client's
+ * earlier commands on its data connections: it starts once every earlier request is answered.
+ */
+export function controlRequest(
+  s: Session,
+  name: string,
+  t0: number,
+  fragments: number,
+  merge: (replies: Buffer[]) => Buffer,
+  send: (req: FanoutRequest, conn: (addr: string) => NodeConnection) => void,
+): void {
+  const pool = s.ctx.pool;
+  if (!pool.credentials.split) {
+    const req = new FanoutRequest(s, name, t0, fragments, merge);
+    s.enqueue(req);
+    send(req, (addr) => s.connFor(addr));
+    return;
+  }
+  const outer = new DeferredRequest(
+    s,
+    name,
+    t0,
+    (self) => {
+      const owner = {
+        completed: (inner: Request): void => {
+          self.node = inner.node;
+          self.nodes = inner.nodes;
+          self.refused = inner.refused;
+          self.complete(inner.rbuf!, inner.rs, inner.re);
+        },
+      };
+      send(new FanoutRequest(owner, name, t0, fragments, merge), (addr) => pool.control(addr, s.id, s.proto));
+    },
+    'fanout',
+  );
+  s.enqueue(outer);
+  s.startDeferred();
+}
+
+/**
+ * Sends `commandFor(i)` to master i (node order) and merges. `asControl`: the commands need the
+ * control user (see controlRequest).
+ */
+export function toEveryMaster(
+  s: Session,
+  name: string,
+  t0: number,
+  commandFor: (i: number, r: Routing) => Buffer,
+  merge: (replies: Buffer[], r: Routing) => Buffer,
+  asControl = false,
+): void {
   const r = routingOrRefuse(s, name);
   if (!r) return;
   const refusal = everyMasterRefusal(r);
   if (refusal !== null) return s.refuse(name, refusal);
+  const send = (req: FanoutRequest, conn: (addr: string) => NodeConnection): void => {
+    r.masterOf.forEach((addr, i) => {
+      const bytes = commandFor(i, r);
+      req.node = addr;
+      conn(addr).send(bytes, 0, bytes.length, req.fragment(i));
+    });
+  };
+  if (asControl) return controlRequest(s, name, t0, r.masterOf.length, (replies) => merge(replies, r), send);
   const req = new FanoutRequest(s, name, t0, r.masterOf.length, (replies) => merge(replies, r));
   s.enqueue(req);
-  r.masterOf.forEach((addr, i) => {
-    const bytes = commandFor(i, r);
-    req.node = addr;
-    s.connFor(addr).send(bytes, 0, bytes.length, req.fragment(i));
-  });
+  send(req, (addr) => s.connFor(addr));
 }
 
 function mergeKeys(replies: Buffer[]): Buffer {
@@ -127,7 +185,7 @@ function scan(s: Session, cmd: ParsedCommand, t0: number): void {
   for (let i = 2; i < cmd.argc; i++) args.push(cmd.arg(i));
   const bytes = encodeCommand(args);
   const addr = r.masterOf[node]!;
-  const req = new FanoutRequest(s, 'scan', t0, 1, ([rep]) => {
+  const merge = ([rep]: Buffer[]): Buffer => {
     if (rep![0] === 0x2d) return rep!;
     const top = arrayElements(rep!);
     if (!top || top.length !== 2) throw new Error('unexpected SCAN reply');
@@ -142,10 +200,11 @@ function scan(s: Session, cmd: ParsedCommand, t0: number): void {
       keys.push(inner.subarray(ks, ke));
     }
     return Buffer.concat([Buffer.from('*2\r\n'), enc.bulk(outCursor.toString()), Buffer.from(`*${keys.length}\r\n`), ...keys]);
+  };
+  controlRequest(s, 'scan', t0, 1, merge, (req, conn) => {
+    req.node = addr;
+    conn(addr).send(bytes, 0, bytes.length, req.fragment(0));
   });
-  req.node = addr;
-  s.enqueue(req);
-  s.connFor(addr).send(bytes, 0, bytes.length, req.fragment(0));
 }
 
 function infoKeyspace(replies: Buffer[]): Buffer {
@@ -174,12 +233,12 @@ export function fanout(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: nu
   switch (name) {
     case 'keys': {
       const bytes = cmd.toResp();
-      return toEveryMaster(s, name, t0, () => bytes, mergeKeys);
+      return toEveryMaster(s, name, t0, () => bytes, mergeKeys, true);
     }
     case 'scan':
       return scan(s, cmd, t0);
     case 'dbsize':
-      return toEveryMaster(s, name, t0, (_i, r) => encodeCommand(['EVAL', DBSIZE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), text.sumIntegers);
+      return toEveryMaster(s, name, t0, (_i, r) => encodeCommand(['EVAL', DBSIZE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), text.sumIntegers, true);
     case 'randomkey': {
       const bytes = encodeCommand(['EVAL', RANDOMKEY_SCRIPT, '0']);
       return toEveryMaster(s, name, t0, () => bytes, (replies) => {
@@ -187,7 +246,7 @@ export function fanout(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: nu
         if (err) return err;
         const found = replies.filter((r) => !(r[0] === 0x24 && r[1] === 0x2d) && r[0] !== 0x5f);
         return found.length ? found[Math.floor(Math.random() * found.length)]! : s.nullReply;
-      });
+      }, true);
     }
     case 'flushall':
     case 'flushdb': {
@@ -199,10 +258,10 @@ export function fanout(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: nu
         else return s.refuse(name, text.SYNTAX);
       }
       const bytes = encodeCommand(['EVAL', FLUSH_SCRIPT, '0', name.toUpperCase(), mode]);
-      return toEveryMaster(s, name, t0, () => bytes, text.allOk);
+      return toEveryMaster(s, name, t0, () => bytes, text.allOk, true);
     }
     case 'info':
-      return toEveryMaster(s, 'info', t0, (_i, r) => encodeCommand(['EVAL', KEYSPACE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), infoKeyspace);
+      return toEveryMaster(s, 'info', t0, (_i, r) => encodeCommand(['EVAL', KEYSPACE_SCRIPT, String(metaKeys(r).length), ...metaKeys(r)]), infoKeyspace, true);
   }
   s.refuse(name, text.notSupported(name));
 }

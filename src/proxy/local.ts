@@ -6,7 +6,7 @@ import type { ParsedCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
 import type { Session } from './context';
 import { toAnyMaster } from './keyed';
-import { fanout } from './fanout';
+import { controlRequest, fanout } from './fanout';
 import { configCommand } from './config-command';
 import * as text from './replies';
 import { FanoutRequest, LocalRequest } from './requests';
@@ -45,7 +45,7 @@ const NODE_INFO = encodeCommand(['INFO', 'server', 'clients', 'memory', 'persist
 function infoWithNodes(s: Session, sections: string[], t0: number): void {
   const r = s.ctx.view.routing;
   if (r === null || (sections.length > 0 && !sections.some((x) => NODE_SECTIONS.has(x)))) return s.reply('info', enc.bulk(s.ctx.info(sections)));
-  const req = new FanoutRequest(s, 'info', t0, r.masterOf.length, (replies) => {
+  const merge = (replies: Buffer[]): Buffer => {
     const texts: string[] = [];
     for (const rep of replies) {
       if (rep[0] !== 0x24 && rep[0] !== 0x3d) continue;
@@ -53,13 +53,15 @@ function infoWithNodes(s: Session, sections: string[], t0: number): void {
       texts.push(rep.toString('latin1', cr + 2 + (rep[0] === 0x3d ? 4 : 0), rep.length - 2));
     }
     return enc.bulk(s.ctx.info(sections, nodeInfoFields(texts)));
-  });
-  s.enqueue(req);
-  req.nodes = [];
-  r.masterOf.forEach((addr, i) => {
-    req.node = addr;
-    req.nodes!.push(addr);
-    s.connFor(addr).send(NODE_INFO, 0, NODE_INFO.length, req.fragment(i));
+  };
+  // INFO is node administration: the control user asks
+  controlRequest(s, 'info', t0, r.masterOf.length, merge, (req, conn) => {
+    req.nodes = [];
+    r.masterOf.forEach((addr, i) => {
+      req.node = addr;
+      req.nodes!.push(addr);
+      conn(addr).send(NODE_INFO, 0, NODE_INFO.length, req.fragment(i));
+    });
   });
 }
 

@@ -43,10 +43,13 @@ export interface NodeConnectionOptions {
   onBytesOut?: (n: number) => void;
   /** where the latency of commands answered on this connection is counted (per node) */
   latency?: Histogram;
-  /** bytes written to the node right after connecting (e.g. a READONLY for replicas) */
-  prelude?: Buffer;
-  /** replies to the prelude that must be swallowed */
-  preludeReplies?: number;
+  /**
+   * Made at every connect (credentials may have changed since the last): bytes written to the
+   * node first (AUTH, HELLO 3), and how many replies they get. Those replies are not passed on;
+   * an error among them fails the connection with `handshakeError(reply)` as its message.
+   */
+  handshake?: () => { bytes: Buffer; replies: number } | null;
+  handshakeError?: (nodeMessage: string) => string;
 }
 
 type State = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
@@ -155,17 +158,19 @@ export class NodeConnection implements Flushable {
         this.#fail('timeout', text.nodeConnectTimeout(this.label, this.#opts.connectTimeoutMs));
     }, this.#opts.connectTimeoutMs);
     sock.once('connect', () => {
-      clearTimeout(connectTimer);
       if (this.#socket !== sock) return;
-      this.#state = 'ready';
       sock.setKeepAlive(true, 10_000);
-      if (this.#opts.prelude) {
-        this.#swallow = this.#opts.preludeReplies ?? 1;
-        sock.write(this.#opts.prelude);
+      const hs = this.#opts.handshake?.();
+      if (hs && hs.replies > 0) {
+        // commands wait until the node has accepted the handshake: none may run as another user
+        this.#swallow = hs.replies;
+        sock.write(hs.bytes);
+        return;
       }
-      this.#opts.onUp?.(this);
-      this.flush();
+      clearTimeout(connectTimer);
+      this.#ready();
     });
+    this.#connectTimer = connectTimer;
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (this.#socket !== sock) return;
@@ -189,6 +194,17 @@ export class NodeConnection implements Flushable {
     }
   }
 
+  #connectTimer: NodeJS.Timeout | null = null;
+
+  /** Connected (and the handshake accepted): what was queued meanwhile goes out. */
+  #ready(): void {
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
+    this.#state = 'ready';
+    this.#opts.onUp?.(this);
+    this.flush();
+  }
+
   #checkTimeout(): void {
     const t = this.#writtenAt.peek();
     if (t !== undefined && this.#state === 'ready' && Date.now() - t > this.#opts.timeoutMs)
@@ -198,6 +214,11 @@ export class NodeConnection implements Flushable {
   #reply(buf: Buffer, s: number, e: number, type: number): void {
     if (this.#swallow > 0) {
       this.#swallow--;
+      if (type === 0x2d) {
+        const msg = buf.toString('utf8', s + 1, e - 2);
+        this.#swallow = 0;
+        this.#fail('auth', this.#opts.handshakeError?.(msg) ?? text.nodeMalformed(this.label, msg));
+      } else if (this.#swallow === 0 && this.#state === 'connecting') this.#ready();
       return;
     }
     const p = this.#pending.shift();

@@ -6,6 +6,7 @@
  */
 import { NodeConnection, NodeConnectionOptions, NodeError } from './node-connection';
 import { Stats } from '../observe/stats';
+import { CredentialStore, Role, authCommand, authFailure, nodeCredentials } from '../cluster/credentials';
 
 export interface PoolOptions {
   per: number;
@@ -17,6 +18,8 @@ export interface PoolOptions {
   onNodeDown?: (address: string, err: NodeError) => void;
   /** how an address is named in errors ("node a (127.0.0.1:7001)") */
   label?: (address: string) => string;
+  /** the node credentials (default: the process's) */
+  credentials?: CredentialStore;
 }
 
 /** sent first on connections for RESP3 clients: the node then answers in RESP3, forwarded as is */
@@ -32,14 +35,26 @@ export class Pool {
     this.#opts = opts;
   }
 
-  connectionOptions(address: string, dedicated = false, proto: Proto = 2): NodeConnectionOptions {
+  get credentials(): CredentialStore {
+    return this.#opts.credentials ?? nodeCredentials;
+  }
+
+  connectionOptions(address: string, dedicated = false, proto: Proto = 2, role: Role = 'data'): NodeConnectionOptions {
     const stats = this.#opts.stats;
+    const creds = this.credentials;
+    const label = this.#opts.label?.(address) ?? `node ${address}`;
     return {
-      ...(proto === 3 ? { prelude: HELLO3, preludeReplies: 1 } : {}),
+      // HELLO 3 AUTH does both; the credentials are read at each connect (a SIGHUP may change them)
+      handshake: () => {
+        const c = creds.get(role);
+        if (c) return { bytes: authCommand(c, proto), replies: 1 };
+        return proto === 3 ? { bytes: HELLO3, replies: 1 } : null;
+      },
+      handshakeError: (msg) => authFailure(label, role, creds.user(role), msg),
       timeoutMs: dedicated ? 0 : this.#opts.timeoutMs,
       connectTimeoutMs: this.#opts.connectTimeoutMs,
       retryDelayMs: dedicated ? 0 : this.#opts.retryDelayMs,
-      label: this.#opts.label?.(address) ?? `node ${address}`,
+      label,
       onDown: (_c, err) => {
         stats.nodeConnections.set(address, Math.max(0, (stats.nodeConnections.get(address) ?? 1) - 1));
         this.#opts.onNodeDown?.(address, err);
@@ -56,11 +71,27 @@ export class Pool {
     let e = this.#conns.get(key);
     if (!e) {
       e = { list: [] };
-      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address, false, proto)));
+      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address, false, proto, 'data')));
       this.#conns.set(key, e);
     }
     if (e.list.length === 1) return e.list[0]!;
     return e.list[hint % e.list.length]!;
+  }
+
+  /**
+   * A shared connection that runs as the control user, for the sidecar's own keyspace-wide work
+   * (FLUSHALL keeping metadata, SCAN hiding it, INFO, CONFIG): the data connection itself when the
+   * two roles have the same credentials.
+   */
+  control(address: string, hint = 0, proto: Proto = 2): NodeConnection {
+    if (!this.credentials.split) return this.get(address, hint, proto);
+    const key = address + (proto === 3 ? '#3c' : '#c');
+    let e = this.#conns.get(key);
+    if (!e) {
+      e = { list: [new NodeConnection(address, this.connectionOptions(address, false, proto, 'control'))] };
+      this.#conns.set(key, e);
+    }
+    return e.list[0]!;
   }
 
   /** A new connection owned by the caller (closed by it, or by a fence). */
@@ -76,7 +107,7 @@ export class Pool {
    * after the hint is passed on as a success. New connections are made on demand.
    */
   fence(address: string, reason: string): void {
-    for (const key of [address, address + '#3']) {
+    for (const key of [address, address + '#3', address + '#c', address + '#3c']) {
       const e = this.#conns.get(key);
       if (!e) continue;
       this.#conns.delete(key);

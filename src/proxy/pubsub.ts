@@ -31,6 +31,7 @@ import { slotOfBytes } from '../cluster/slot';
 import { splitAddress } from '../cluster/config';
 import * as enc from '../resp/encode';
 import { logger } from '../observe/log';
+import { Credential, authCommand, authFailure } from '../cluster/credentials';
 
 type Kind = 'subscribe' | 'psubscribe' | 'ssubscribe';
 
@@ -49,15 +50,29 @@ class SubscriberLink {
   #ready = false;
   #backlog: Buffer[] = [];
   closed = false;
-  constructor(address: string, proto: 2 | 3, onMessage: (kind: string, name: string, frame: Buffer) => void, onLost: (link: SubscriberLink, why: string) => void) {
+  /** replies still due to the handshake (AUTH, HELLO 3): nothing else is written before they come */
+  #handshaking = 0;
+  constructor(
+    address: string,
+    proto: 2 | 3,
+    onMessage: (kind: string, name: string, frame: Buffer) => void,
+    onLost: (link: SubscriberLink, why: string) => void,
+    auth: { credential: Credential | undefined; failure: (nodeMessage: string) => string } = { credential: undefined, failure: (m) => m },
+  ) {
     this.address = address;
     // RESP3 clients get RESP3 pushes: the link speaks RESP3 to the node (its HELLO reply, a map, is ignored)
-    if (proto === 3) this.#backlog.push(Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n'));
+    const hello = auth.credential ? authCommand(auth.credential, proto) : proto === 3 ? Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n') : null;
     const { host, port } = splitAddress(address);
     this.#socket = net.connect({ host, port, noDelay: true });
     this.#framer = new ReplyFramer(
       (buf, s, e) => {
         const frame = buf.subarray(s, e);
+        if (this.#handshaking > 0) {
+          this.#handshaking--;
+          if (frame[0] === 0x2d) return this.#lost(onLost, auth.failure(frame.toString('utf8', 1, frame.length - 2)));
+          if (this.#handshaking === 0) this.#flushBacklog();
+          return;
+        }
         const els = arrayElements(frame);
         if (!els || els.length < 2) return;
         const kind = frame.toString('latin1', frame.indexOf(10, els[0]![0]) + 1, els[0]![1] - 2);
@@ -73,13 +88,19 @@ class SubscriberLink {
       (msg) => this.#lost(onLost, `malformed reply: ${msg}`),
     );
     this.#socket.on('connect', () => {
-      this.#ready = true;
-      for (const b of this.#backlog) this.#socket.write(b);
-      this.#backlog = [];
+      if (hello) {
+        this.#handshaking = 1;
+        this.#socket.write(hello);
+      } else this.#flushBacklog();
     });
     this.#socket.on('data', (c: Buffer) => this.#framer.push(c));
     this.#socket.on('error', (e) => this.#lost(onLost, e.message));
     this.#socket.on('close', () => this.#lost(onLost, 'connection closed'));
+  }
+  #flushBacklog(): void {
+    this.#ready = true;
+    for (const b of this.#backlog) this.#socket.write(b);
+    this.#backlog = [];
   }
   #lost(onLost: (l: SubscriberLink, why: string) => void, why: string): void {
     if (this.closed) return;
@@ -202,6 +223,10 @@ export class PubSubState implements PubSubLike {
         this.#s.proto,
         (kind, name, frame) => this.#message(kind, name, frame),
         (link, why) => this.#lost(link, why),
+        {
+          credential: this.#s.ctx.pool.credentials.get('data'),
+          failure: (m) => authFailure(`node ${addr}`, 'data', this.#s.ctx.pool.credentials.user('data'), m),
+        },
       );
       this.#links.set(addr, l);
     }

@@ -283,8 +283,8 @@ export class DeferredRequest extends Request {
   readonly #start: (req: DeferredRequest) => void;
   started = false;
   #left = 0;
-  constructor(owner: RequestOwner, name: string, t0: number, start: (req: DeferredRequest) => void) {
-    super(owner, name, 'blocking', t0);
+  constructor(owner: RequestOwner, name: string, t0: number, start: (req: DeferredRequest) => void, family: Family = 'blocking') {
+    super(owner, name, family, t0);
     this.#start = start;
   }
   start(): void {

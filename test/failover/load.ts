@@ -63,7 +63,7 @@ export async function inProcessSidecar(t: Teardown, c: Cluster, name: string, ov
  * `node <flags> bin/ringside.js serve ...` as a child process, stopped (SIGTERM, then SIGKILL) at
  * teardown, and killed by the kernel if this test process dies first (tiedToParent, on Linux).
  */
-export async function childSidecar(t: Teardown, c: Cluster, name: string, args: string[] = []): Promise<SidecarHandle> {
+export async function childSidecar(t: Teardown, c: Cluster, name: string, args: string[] = [], opts: { waitToRoute?: boolean } = {}): Promise<SidecarHandle> {
   const port = await freePort();
   const [command, argv] = tiedToParent(process.execPath, [
     ...NODE_FLAGS, BIN, 'serve', '--seeds', c.seeds, '--port', String(port), '--metrics-port', 'off', '--id', `sc-${name}`, '--log-level', 'warn',
@@ -83,6 +83,7 @@ export async function childSidecar(t: Teardown, c: Cluster, name: string, args: 
   });
   await waitFor(`sidecar ${name} to listen (output: ${out})`, () => /listening on/.test(out) || child.exitCode !== null, 15_000);
   if (child.exitCode !== null) throw new Error(`sidecar ${name} exited with ${child.exitCode}: ${out}`);
+  if (opts.waitToRoute === false) return { name, port, child, output: () => out };
   // ready: a routed command answers
   const probe = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => 50, lazyConnect: false });
   probe.on('error', () => {});

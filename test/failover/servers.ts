@@ -5,6 +5,7 @@
 import type Redis from 'ioredis';
 import type { ClusterConfig, FailoverMode, Timing } from '../../src/cluster/config';
 import { controlClient } from '../../src/cluster/store';
+import type { NodeCredentials } from '../../src/cluster/credentials';
 import type { LocalShard } from '../../src/embedded/local-cluster';
 import { Teardown, startCluster as startLocal } from '../helpers/cluster';
 
@@ -20,7 +21,7 @@ export interface Cluster {
 
 export async function startCluster(
   t: Teardown,
-  opts: { masters?: number; replicasPerMaster?: number; timing?: Partial<Timing>; failover?: FailoverMode } = {},
+  opts: { masters?: number; replicasPerMaster?: number; timing?: Partial<Timing>; failover?: FailoverMode; credentials?: NodeCredentials } = {},
 ): Promise<Cluster> {
   const local = await startLocal(t, opts);
   const clients = new Map<string, Redis>();
