@@ -55,6 +55,19 @@ export interface SidecarReport {
   ageMs: number;
 }
 
+/** The epoch a copy's text claims, even when the JSON around it is broken (what the repair script reads). */
+export function claimedEpoch(text: string | undefined): number | null {
+  if (text === undefined) return null;
+  try {
+    const e = Number((JSON.parse(text) as { epoch?: unknown }).epoch);
+    if (Number.isFinite(e)) return e;
+  } catch {
+    /* read below */
+  }
+  const m = /"epoch"\s*:\s*(\d+)/.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
 export interface ClusterStatus {
   time: number;
   epoch: number;
@@ -67,7 +80,8 @@ export interface ClusterStatus {
   copies: {
     byEpoch: Array<{ epoch: number; addresses: string[] }>;
     missing: string[];
-    bad: Array<{ address: string; reason: string }>;
+    /** `needsOperator`: the broken copy claims a newer epoch than the cluster's, so no sidecar overwrites it */
+    bad: Array<{ address: string; reason: string; needsOperator: boolean }>;
     unreachable: Array<{ address: string; reason: string }>;
   };
   sidecars: { liveWithinMs: number; live: SidecarReport[]; stale: number };
@@ -210,10 +224,16 @@ export async function clusterStatus(opts: StatusOptions): Promise<ClusterStatus>
       if (c.ok) byEpoch.set(c.config.epoch, [...(byEpoch.get(c.config.epoch) ?? []), c.address]);
       else if (!c.reachable) copiesReport.unreachable.push({ address: c.address, reason: c.reason });
       else if (c.text === undefined) copiesReport.missing.push(c.address);
-      else copiesReport.bad.push({ address: c.address, reason: c.reason });
+      else copiesReport.bad.push({ address: c.address, reason: c.reason, needsOperator: (claimedEpoch(c.text) ?? 0) > config.epoch });
     }
     copiesReport.byEpoch = [...byEpoch].sort((a, b) => b[0] - a[0]).map(([epoch, addresses]) => ({ epoch, addresses }));
-    for (const b of copiesReport.bad) warnings.push(`${b.address} holds a bad configuration: ${b.reason}`);
+    for (const b of copiesReport.bad)
+      warnings.push(
+        b.needsOperator
+          ? `${b.address} holds a bad configuration that claims an epoch above ${config.epoch} (${b.reason}): sidecars will not overwrite it, as a copy never goes back. ` +
+              'A person must look: if it is garbage, DEL __cluster__:config __cluster__:version on that server and the sidecars rewrite it within a check round'
+          : `${b.address} holds a bad configuration (${b.reason}): the sidecars rewrite it from the majority's within a check round`,
+      );
     for (const m of copiesReport.missing) warnings.push(`${m} holds no configuration`);
 
     const sidecars = await readSidecars(config, copies, client, now(), 3 * config.timing.leaseMs);

@@ -289,3 +289,31 @@ redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[3])
 return 1
 `;
+
+/**
+ * Repair of a broken copy (KEYS: config, version; ARGV: text, epoch, version): writes the pair when
+ * the node's copy is absent or broken (its version is not the SHA1 of its text, or the text is
+ * not a configuration) and claims no newer epoch than ARGV[2]; an intact copy is replaced only
+ * when older, as compare-and-set does. A broken copy that claims a newer epoch (the epoch field
+ * read from the text even when the JSON around it is broken) is left for a person: returns -1.
+ * Returns 1 when written, 0 when the copy is intact and current.
+ */
+export const REPAIR_CONFIG_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+local want = tonumber(ARGV[2])
+if cur then
+  local intact = redis.call('GET', KEYS[2]) == redis.sha1hex(cur)
+  local ok, doc = pcall(cjson.decode, cur)
+  local epoch = nil
+  if ok and type(doc) == 'table' then epoch = tonumber(doc['epoch']) else intact = false end
+  if epoch == nil then
+    local claimed = string.match(cur, '"epoch"%s*:%s*(%d+)')
+    if claimed then epoch = tonumber(claimed) end
+  end
+  if intact and epoch and epoch >= want then return 0 end
+  if epoch and epoch > want then return -1 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`;

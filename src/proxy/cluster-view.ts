@@ -14,6 +14,7 @@
 import type Redis from 'ioredis';
 import {
   CAS_CONFIG_SCRIPT,
+  REPAIR_CONFIG_SCRIPT,
   CONFIG_KEY,
   ClusterConfig,
   SIDECARS_KEY,
@@ -64,6 +65,7 @@ export class ClusterView {
   readonly #now: () => number;
   #routing: Routing | null = null;
   #text = '';
+  #textBytes = 0;
   #clients = new Map<string, Redis>();
   #confirmedAt = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -253,12 +255,16 @@ export class ClusterView {
           .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
           .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
           .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
+          // O(1): a copy deleted, truncated or overwritten under an intact version shows here
+          .strlen(CONFIG_KEY)
           .exec()
           .then((res) => {
             if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
             this.#unreachable.delete(m);
             const v = res[0]![1] as string | null;
-            if (v === r.version) {
+            const len = res[4]?.[1];
+            if (v === r.version && typeof len === 'number' && len !== this.#textBytes) void this.requestReload(`the configuration on master ${m} does not match its version`).then(finish);
+            else if (v === r.version) {
               if (++agree === need && this.#routing === r) {
                 this.#confirm(sentAt);
                 finish();
@@ -321,35 +327,56 @@ export class ClusterView {
     const masters = new Set(r.masters);
     let agree = 0;
     const stale: string[] = [];
+    const broken: string[] = [];
     for (const m of masters) {
       const c = copies.find((x) => x.address === m);
       if (c && c.ok && c.version === r.version) agree++;
-      else if (c && (c.ok ? c.config.epoch < r.config.epoch : (c as Extract<NodeCopy, { ok: false }>).reachable)) stale.push(m);
+      else if (c && c.ok && c.config.epoch < r.config.epoch) stale.push(m);
+      else if (c && !c.ok && c.reachable) broken.push(m);
     }
+    // A broken copy (deleted, truncated, overwritten by anything) is rewritten from the adopted
+    // one only when a majority of masters confirms it: then it is the cluster's configuration,
+    // not merely the newest this sidecar found. A broken copy that claims a newer epoch is never
+    // overwritten (a copy never goes back): that needs a person, and status says so.
+    const confirmed = agree >= majority(masters.size);
     // Repair with the exact bytes adopted (not a re-serialization): a repaired copy must carry the
     // same version as the others, or every later round would see a difference and reload.
     const text = this.#text;
-    await Promise.all(
-      stale.map(async (m) => {
+    await Promise.all([
+      ...stale.map(async (m) => {
         try {
           if ((await this.client(m).eval(CAS_CONFIG_SCRIPT, 2, CONFIG_KEY, VERSION_KEY, text, String(r.config.epoch), r.version)) === 1) {
             this.#stats.configRepairs++;
             agree++;
             logger.info('config-repaired', { node: m, epoch: r.config.epoch });
-          } else {
-            const c = copies.find((x) => x.address === m);
-            if (c && !c.ok)
-              logger.warn('config-repair-refused', {
-                node: m,
-                epoch: r.config.epoch,
-                reason: `its unusable copy (${c.reason}) claims epoch ${r.config.epoch} or newer; compare-and-set will not replace it: fix it by hand`,
-              });
           }
         } catch (e) {
           logger.warn('config-repair-failed', { node: m, error: (e as Error).message });
         }
       }),
-    );
+      ...broken.map(async (m) => {
+        const c = copies.find((x) => x.address === m) as Extract<NodeCopy, { ok: false }>;
+        if (!confirmed) {
+          logger.warn('config-repair-waiting', { node: m, epoch: r.config.epoch, copy: c.reason, agree, need: majority(masters.size), why: 'a broken copy is rewritten only from a configuration a majority of masters confirms' });
+          return;
+        }
+        try {
+          const done = await this.client(m).eval(REPAIR_CONFIG_SCRIPT, 2, CONFIG_KEY, VERSION_KEY, text, String(r.config.epoch), r.version);
+          if (done === 1) {
+            this.#stats.configRepairs++;
+            agree++;
+            logger.warn('config-repaired', { node: m, epoch: r.config.epoch, copy: c.reason });
+          } else
+            logger.error('config-repair-refused', {
+              node: m,
+              epoch: r.config.epoch,
+              reason: `its unusable copy (${c.reason}) claims epoch ${r.config.epoch} or newer; a copy never goes back, so a person must look (ringside status shows it)`,
+            });
+        } catch (e) {
+          logger.warn('config-repair-failed', { node: m, error: (e as Error).message });
+        }
+      }),
+    ]);
     if (agree >= majority(masters.size) && this.#routing === r) this.#confirm(sentAt);
     return copies;
   }
@@ -359,6 +386,7 @@ export class ClusterView {
     const r = new Routing(config, version);
     this.#routing = r;
     this.#text = text;
+    this.#textBytes = Buffer.byteLength(text);
     this.#stats.configReloads++;
     this.#stats.epoch = config.epoch;
     this.#stats.version = version;

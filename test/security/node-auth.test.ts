@@ -103,6 +103,15 @@ t.test('nodes with two ACL users: create sets up the data user; apps reach no me
   }
   const master = c.shards[0]!.master.address;
   t.match(await errorOf(anonymous(t, master).get('x')), /NOAUTH|WRONGPASS|disabled/, 'the default user is off');
+  // the node's own ACL check over every beginning of the prefix: exactly the metadata is out of reach
+  const prefix = '__cluster__:';
+  const keys = ['', 'user:1', '__cluster__:config', '__cluster__:votes:a', '__cluster__:', '__cluster__:wait-fence'];
+  for (let i = 0; i < prefix.length; i++) keys.push(prefix.slice(0, i), prefix.slice(0, i) + 'x', prefix.slice(0, i) + prefix[i] + 'tail');
+  for (const k of keys) {
+    const r = String(await c.client(master).call('ACL', 'DRYRUN', APP.user, 'GET', k));
+    const allowed = !k.startsWith(prefix) || k === '__cluster__:wait-fence';
+    t.equal(r === 'OK', allowed, `ACL DRYRUN GET ${JSON.stringify(k)}: ${allowed ? 'allowed' : 'refused'} (${r})`);
+  }
   const sc = await inProcessSidecar(t, c, '1');
   const app = sidecarClient(t, sc.port);
   t.equal(await app.set('user:1', 'alice'), 'OK');
