@@ -10,6 +10,7 @@ import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConf
 import { ControlOptions, controlClient, readCopy, writeCopy } from '../cluster/store';
 import { AlreadyCreatedError, ConfigWriteError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
 import { CredentialStore, dataUserAcl, nodeCredentials } from '../cluster/credentials';
+import { nodeTls } from '../cluster/node-tls';
 
 export interface CreateOptions {
   /** One entry per node: its master and replica addresses ("host:port"). */
@@ -158,6 +159,9 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
     const creds = opts.credentials ?? nodeCredentials;
     if ((opts.acl ?? 'setup') === 'setup') await setUpDataUser(clients, creds, progress);
     await setReplicationAuth(clients, creds);
+    // TLS to the nodes: replication and MIGRATE (move-slots) between them over TLS too
+    if (nodeTls.enabled)
+      await Promise.all([...clients.values()].map((c) => c.call('CONFIG', 'SET', 'tls-replication', 'yes', 'tls-cluster', 'yes')));
     progress(`setting up replication for ${opts.shards.length} node(s)`);
     for (const s of opts.shards) {
       await clients.get(s.master)!.call('REPLICAOF', 'NO', 'ONE');

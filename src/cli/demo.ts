@@ -17,7 +17,17 @@ import { setLogLevel } from '../observe/log';
 
 export const summary = 'launch a local 3-master cluster (real redis-server processes) and the sidecar in front of it';
 
-const { seeds: _seeds, 'auth-file': _authFile, ...serveRest } = SERVE_OPTIONS;
+const {
+  seeds: _seeds,
+  'auth-file': _authFile,
+  'node-tls': _t1,
+  'node-tls-ca-cert-file': _t2,
+  'node-tls-cert-file': _t3,
+  'node-tls-key-file': _t4,
+  'node-tls-server-name': _t5,
+  'node-tls-insecure': _t6,
+  ...serveRest
+} = SERVE_OPTIONS;
 const DEMO_OPTIONS: Record<string, OptionSpec> = {
   ...serveRest,
   masters: { type: 'string', default: '3', arg: 'n', help: 'masters in the local cluster' },

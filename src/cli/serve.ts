@@ -14,8 +14,9 @@ import { isAddress } from '../cluster/config';
 import { setLogLevel, logger } from '../observe/log';
 import { NODE_FLAGS, missingNodeFlags } from './node-flags';
 import { DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_THRESHOLD_USEC } from '../observe/slowlog';
-import { AUTH_OPTIONS, readNodeCredentials } from './auth';
+import { AUTH_OPTIONS, readNodeCredentials, useNodeTls } from './auth';
 import { nodeCredentials } from '../cluster/credentials';
+import { nodeTls } from '../cluster/node-tls';
 
 export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
 
@@ -178,6 +179,8 @@ export function reloadSettings(argv: string[], sidecar: Sidecar, current: ServeS
 export function reloadCredentials(argv: string[]): void {
   try {
     const { options } = parseOptions(argv, SPEC);
+    useNodeTls(options);
+    if (nodeTls.enabled) logger.info('node-tls-reloaded', { tls: nodeTls.describe(), effect: 'new node connections use these files; open ones stay' });
     const creds = readNodeCredentials(options, process.env, (m) => logger.warn('credentials-file-readable', { message: m }));
     if (nodeCredentials.set(creds)) logger.info('node-credentials-reloaded', { users: nodeCredentials.describe(), effect: 'new node connections use them; open ones stay' });
   } catch (e) {
@@ -192,6 +195,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   setLogLevel(serve.logLevel);
+  useNodeTls(options);
+  if (nodeTls.enabled) logger.info('node-tls', { tls: nodeTls.describe() });
   nodeCredentials.set(readNodeCredentials(options, process.env, (m) => logger.warn('credentials-file-readable', { message: m })));
   if (nodeCredentials.get('control')) logger.info('node-credentials', { users: nodeCredentials.describe() });
   const file = typeof options.config === 'string' && options.config ? options.config : undefined;

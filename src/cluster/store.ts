@@ -16,6 +16,7 @@ import {
 } from './config';
 import { ConfigError } from './errors';
 import { CredentialStore, authFailure, isAuthError, nodeCredentials } from './credentials';
+import { isTlsError, nodeTls } from './node-tls';
 
 export interface ControlOptions {
   connectTimeoutMs?: number;
@@ -51,6 +52,7 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
     host,
     port,
     ...(cred ? { password: cred.password, ...(cred.user ? { username: cred.user } : {}) } : {}),
+    ...(nodeTls.enabled ? { tls: nodeTls.ioredisOptions() } : {}),
     lazyConnect: false,
     enableOfflineQueue: true,
     maxRetriesPerRequest: 0,
@@ -62,23 +64,33 @@ export function controlClient(address: string, opts: ControlOptions = {}): Redis
     autoResendUnfulfilledCommands: false,
     disconnectTimeout: 0,
   });
-  r.on('error', () => {
-    /* reported through the failing commands */
+  // a TLS failure (certificate, handshake) is reported as such, and like a refused password it
+  // is not the node being down
+  let tlsFailure: string | null = null;
+  r.on('error', (e: Error) => {
+    if (isTlsError(e)) tlsFailure = `${(e as NodeJS.ErrnoException).code ?? ''} ${e.message}`.trim();
   });
+  r.on('connect', () => (tlsFailure = null));
   // the credentials are read again at every reconnect (a SIGHUP may have changed them)
   r.on('reconnecting', () => {
     const c = creds.get('control');
     r.options.username = c?.user;
     r.options.password = c?.password;
+    r.options.tls = nodeTls.ioredisOptions();
   });
   // a refused credential names the node and the user (never the password), and is marked
   const send = r.sendCommand.bind(r);
   r.sendCommand = ((command: Parameters<Redis['sendCommand']>[0], stream?: Parameters<Redis['sendCommand']>[1]) => {
     const reject = command.reject;
     command.reject = (err: Error) => {
-      if (err && typeof err.message === 'string' && isAuthError(err.message) && !isAuthFailure(err)) {
-        err.message = authFailure(`node ${address}`, 'control', creds.user('control'), err.message);
-        (err as AuthFailure).authFailure = true;
+      if (err && typeof err.message === 'string' && !isAuthFailure(err)) {
+        if (isAuthError(err.message)) {
+          err.message = authFailure(`node ${address}`, 'control', creds.user('control'), err.message);
+          (err as AuthFailure).authFailure = true;
+        } else if (tlsFailure !== null) {
+          err.message = `ERR TLS to node ${address} failed (${tlsFailure})`;
+          (err as AuthFailure).authFailure = true;
+        }
       }
       reject(err);
     };

@@ -6,6 +6,7 @@ import { ClusterConfig, FailoverMode, Timing } from '../cluster/config';
 import { createCluster } from '../admin/create';
 import { RedisProcess } from './redis-process';
 import { Credential, NodeCredentials, nodeCredentials } from '../cluster/credentials';
+import { nodeTls } from '../cluster/node-tls';
 
 /**
  * redis.conf lines that make `control` the node's administrator: `requirepass` for the default
@@ -32,6 +33,11 @@ export interface LocalClusterOptions {
    * data user (when another) by create. They become the process's node credentials.
    */
   credentials?: NodeCredentials;
+  /**
+   * TLS-only nodes (plain ports off) with these PEM files (server and client certificate alike);
+   * they become the process's TLS setting towards the nodes.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
 }
 
 export interface LocalShard {
@@ -57,6 +63,7 @@ export class LocalCluster {
     if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicasPerMaster must be a whole number of at least 0');
     const control = opts.credentials ? (opts.credentials.control ?? opts.credentials.data) : undefined;
     if (opts.credentials) nodeCredentials.set(opts.credentials);
+    if (opts.tls) nodeTls.set({ caFile: opts.tls.caFile, certFile: opts.tls.certFile, keyFile: opts.tls.keyFile });
     const args = opts.redisArgs ?? [];
     const config = control ? authConfig(control) : undefined;
     // Every process starts at once. When one fails, the others are waited for before anything is
@@ -65,7 +72,7 @@ export class LocalCluster {
     const size = 1 + replicas;
     const settled = await Promise.allSettled(
       Array.from({ length: masters * size }, (_, k) =>
-        RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + k, args, config, auth: control }),
+        RedisProcess.start({ port: opts.basePort === undefined ? undefined : opts.basePort + k, args, config, auth: control, tls: opts.tls }),
       ),
     );
     const started = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));

@@ -9,6 +9,7 @@
 import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Credential, authCommand } from '../cluster/credentials';
@@ -29,6 +30,11 @@ export interface RedisProcessOptions {
    * settings that must not show on a command line (passwords, users).
    */
   config?: string[];
+  /**
+   * TLS only: the server listens with TLS on `port` (its plain port off), requires client
+   * certificates signed by the CA, and replicates over TLS. The start-up check connects with TLS.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string };
   /** Credentials the start-up check authenticates with (a server started with requirepass or ACL users). */
   auth?: Credential;
 }
@@ -174,7 +180,7 @@ let swept = false;
  * Asks the server on `port` for PING and INFO server; true when it answers PONG and is the
  * process `pid` (not some other server that took the port first).
  */
-function answers(port: number, pid: number, timeoutMs: number, auth?: Credential): Promise<boolean> {
+function answers(port: number, pid: number, timeoutMs: number, auth?: Credential, tlsFiles?: RedisProcessOptions['tls']): Promise<boolean> {
   return new Promise((resolve) => {
     let text = '';
     let done = false;
@@ -185,11 +191,13 @@ function answers(port: number, pid: number, timeoutMs: number, auth?: Credential
       sock.destroy();
       resolve(ok);
     };
-    const sock = connect({ host: '127.0.0.1', port });
+    const sock = tlsFiles
+      ? tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(tlsFiles.caFile), cert: readFileSync(tlsFiles.certFile), key: readFileSync(tlsFiles.keyFile), rejectUnauthorized: false })
+      : connect({ host: '127.0.0.1', port });
     const timer = setTimeout(() => finish(false), timeoutMs);
     sock.on('error', () => finish(false));
     sock.on('close', () => finish(false));
-    sock.on('connect', () => {
+    sock.on(tlsFiles ? 'secureConnect' : 'connect', () => {
       if (auth) sock.write(authCommand(auth));
       sock.write('PING\r\n*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n');
     });
@@ -220,6 +228,7 @@ export class RedisProcess {
   #startTimeoutMs: number;
   #auth: Credential | undefined;
   #config: string[] | undefined;
+  #tls: RedisProcessOptions['tls'];
   #child: ChildProcess | null = null;
   #exited: Promise<void> = Promise.resolve();
   #paused = false;
@@ -234,6 +243,7 @@ export class RedisProcess {
     this.#startTimeoutMs = opts.startTimeoutMs ?? 10_000;
     this.#auth = opts.auth;
     this.#config = opts.config;
+    this.#tls = opts.tls;
   }
 
   /**
@@ -286,7 +296,9 @@ export class RedisProcess {
     if (this.#config) writeFileSync(confFile, this.#config.join('\n') + '\n', { mode: 0o600 });
     const argv = [
       ...(this.#config ? [confFile] : []),
-      '--port', String(this.port),
+      ...(this.#tls
+        ? ['--port', '0', '--tls-port', String(this.port), '--tls-cert-file', this.#tls.certFile, '--tls-key-file', this.#tls.keyFile, '--tls-ca-cert-file', this.#tls.caFile, '--tls-replication', 'yes', '--tls-cluster', 'yes']
+        : ['--port', String(this.port)]),
       '--bind', '127.0.0.1',
       '--save', '',
       '--appendonly', 'no',
@@ -331,7 +343,7 @@ export class RedisProcess {
         await this.#exited;
         throw new RedisStartError(`redis-server on port ${this.port} ${exitInfo}: ${this.#why()}`);
       }
-      if (await answers(this.port, child.pid!, 500, this.#auth)) return;
+      if (await answers(this.port, child.pid!, 500, this.#auth, this.#tls)) return;
       if (Date.now() > deadline) {
         throw new RedisStartError(`redis-server on port ${this.port} did not answer within ${this.#startTimeoutMs} ms: ${this.#why()}`);
       }

@@ -14,6 +14,8 @@
  * delay has passed; then the next command reconnects.
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { isTlsError, nodeTls } from '../cluster/node-tls';
 import { Fifo } from './fifo';
 import { OutList } from './out-list';
 import { Flushable, markDirty } from './flush';
@@ -59,7 +61,7 @@ export class NodeConnection implements Flushable {
   dirty = false;
   #opts: NodeConnectionOptions;
   #socket: net.Socket | null = null;
-  #writer: SocketWriter | null = null;
+  #writer: { write(buf: Uint8Array): void } | null = null;
   #state: State = 'idle';
   #pending = new Fifo<Pending>();
   /** per unanswered write: when it was made, and the reply count (`#answered`) that completes it */
@@ -147,17 +149,26 @@ export class NodeConnection implements Flushable {
   #connect(): void {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
-    const readOpts = onread((chunk) => this.#framer.push(chunk));
-    const sock = net.connect({ host, port, noDelay: true, onread: readOpts });
-    readDirect(sock, readOpts);
+    let sock: net.Socket;
+    if (nodeTls.enabled) {
+      // TLS: Node's own stream path for reads and writes (the handle-level shortcuts are for plain sockets)
+      sock = tls.connect(nodeTls.connectOptions(host, port));
+      sock.setNoDelay(true);
+      sock.on('data', (chunk: Buffer) => this.#framer.push(chunk));
+      this.#writer = { write: (b) => void sock.write(b) };
+    } else {
+      const readOpts = onread((chunk) => this.#framer.push(chunk));
+      sock = net.connect({ host, port, noDelay: true, onread: readOpts });
+      readDirect(sock, readOpts);
+      this.#writer = new SocketWriter(sock);
+    }
     this.#socket = sock;
-    this.#writer = new SocketWriter(sock);
     this.#framer.reset();
     const connectTimer = setTimeout(() => {
       if (this.#socket === sock && this.#state === 'connecting')
         this.#fail('timeout', text.nodeConnectTimeout(this.label, this.#opts.connectTimeoutMs));
     }, this.#opts.connectTimeoutMs);
-    sock.once('connect', () => {
+    sock.once(nodeTls.enabled ? 'secureConnect' : 'connect', () => {
       if (this.#socket !== sock) return;
       sock.setKeepAlive(true, 10_000);
       const hs = this.#opts.handshake?.();
@@ -175,6 +186,8 @@ export class NodeConnection implements Flushable {
       clearTimeout(connectTimer);
       if (this.#socket !== sock) return;
       const refused = this.#state === 'connecting';
+      // TLS refusing the peer is a setting to fix, not a node that is down: never a reason to vote
+      if (isTlsError(err)) return this.#fail('auth', text.nodeTlsFailed(this.label, `${err.code ?? ''} ${err.message}`.trim()));
       this.#fail(
         refused ? 'refused' : 'lost',
         refused ? text.nodeUnreachable(this.label, err.code ?? err.message) : text.nodeLost(this.label, err.code ?? err.message),

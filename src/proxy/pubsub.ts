@@ -17,6 +17,8 @@
  * cluster, each once (replicas, which repeat their master's events, are not subscribed).
  */
 import net from 'node:net';
+import tls from 'node:tls';
+import { nodeTls } from '../cluster/node-tls';
 import type { ParsedCommand } from '../resp/request-parser';
 import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
@@ -63,7 +65,7 @@ class SubscriberLink {
     // RESP3 clients get RESP3 pushes: the link speaks RESP3 to the node (its HELLO reply, a map, is ignored)
     const hello = auth.credential ? authCommand(auth.credential, proto) : proto === 3 ? Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n') : null;
     const { host, port } = splitAddress(address);
-    this.#socket = net.connect({ host, port, noDelay: true });
+    this.#socket = nodeTls.enabled ? tls.connect(nodeTls.connectOptions(host, port)).setNoDelay(true) : net.connect({ host, port, noDelay: true });
     this.#framer = new ReplyFramer(
       (buf, s, e) => {
         const frame = buf.subarray(s, e);
@@ -87,7 +89,7 @@ class SubscriberLink {
       },
       (msg) => this.#lost(onLost, `malformed reply: ${msg}`),
     );
-    this.#socket.on('connect', () => {
+    this.#socket.on(nodeTls.enabled ? 'secureConnect' : 'connect', () => {
       if (hello) {
         this.#handshaking = 1;
         this.#socket.write(hello);

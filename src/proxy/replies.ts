@@ -91,6 +91,7 @@ export const MIGRATING_SPLIT = 'TRYAGAIN ringside: the keys of a migrating slot 
 export const nodeMalformed = (node: string, msg: string): string => `ERR ringside: ${node} sent a malformed reply (${msg})`;
 export const nodeConnectTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not accept a connection within ${ms} ms`;
 export const nodeTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not answer within ${ms} ms; the command may or may not have run`;
+export const nodeTlsFailed = (node: string, why: string): string => `ERR ringside: TLS to ${node} failed (${why})`;
 export const nodeUnreachable = (node: string, why: string): string => `ERR ringside: ${node} is unreachable (${why})`;
 export const nodeLost = (node: string, why: string): string =>
   `ERR ringside: connection to ${node} lost${why ? ` (${why})` : ''}; the command may or may not have run`;
