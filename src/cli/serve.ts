@@ -17,6 +17,7 @@ import { DEFAULT_SLOWLOG_MAX_LEN, DEFAULT_SLOWLOG_THRESHOLD_USEC } from '../obse
 import { AUTH_OPTIONS, readNodeCredentials, useNodeTls } from './auth';
 import { nodeCredentials } from '../cluster/credentials';
 import { nodeTls } from '../cluster/node-tls';
+import { ClientAuthError, ClientUsers, loadClientAuth } from '../proxy/client-auth';
 
 export const summary = 'run the sidecar: a Redis endpoint on localhost in front of the cluster';
 
@@ -41,6 +42,7 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   id: { type: 'string', arg: 'id', help: 'sidecar id in the cluster (default: random)' },
   'log-level': { type: 'string', default: 'info', arg: 'level', help: 'error, warn, info or debug' },
   config: { type: 'string', arg: 'file', help: 'JSON file with any of these settings (camelCase keys)' },
+  'client-auth-file': { type: 'string', arg: 'file', help: 'JSON file with the passwords clients must give (AUTH), {"requirepass": "...", "users": {"name": "..."}}; or RINGSIDE_REQUIREPASS (docs/admin.md)' },
   ...AUTH_OPTIONS,
 };
 
@@ -77,11 +79,12 @@ export function sidecarConfig(o: Options): SidecarConfig {
   const perm = String(o.unixsocketperm ?? '700');
   if (!/^[0-7]{3,4}$/.test(perm)) throw new UsageError(`--unixsocketperm must be octal like 700 or 770, not ${JSON.stringify(perm)}`);
   const bind = String(o.bind);
-  if (choiceOption(o, 'protected-mode', ['yes', 'no'] as const) === 'yes' && !isLoopback(bind))
+  const clientUsers = readClientUsers(o);
+  if (choiceOption(o, 'protected-mode', ['yes', 'no'] as const) === 'yes' && !isLoopback(bind) && !clientUsers)
     throw new UsageError(
-      `--bind ${bind} would let other hosts send commands to the cluster, and the sidecar does not authenticate its clients: ` +
-        'refused (protected mode, as in Redis). Keep the sidecar on 127.0.0.1 beside the app, or put it behind a firewall ' +
-        'and start it with --protected-mode no.',
+      `--bind ${bind} would let other hosts send commands to the cluster, and no password is asked of clients: ` +
+        'refused (protected mode, as in Redis). Keep the sidecar on 127.0.0.1 beside the app, ask for a password ' +
+        '(--client-auth-file or RINGSIDE_REQUIREPASS), or put it behind a firewall and start it with --protected-mode no.',
     );
   const metricsPort = o['metrics-port'] === 'off' ? -1 : intOption(o, 'metrics-port', 0, 65535);
   const maxBulk = intOption(o, 'proto-max-bulk-len', 1024, 2 ** 31)!;
@@ -103,7 +106,19 @@ export function sidecarConfig(o: Options): SidecarConfig {
     poolPer: intOption(o, 'node-connections', 1, 64),
     failover: o.failover !== false,
     ...(o.id ? { id: String(o.id) } : {}),
+    clientUsers,
   };
+}
+
+/** The passwords clients must give, from --client-auth-file and RINGSIDE_REQUIREPASS (null: none). */
+export function readClientUsers(o: Options, env: NodeJS.ProcessEnv = process.env): ClientUsers | null {
+  const file = typeof o['client-auth-file'] === 'string' && o['client-auth-file'] ? o['client-auth-file'] : undefined;
+  try {
+    return loadClientAuth(file, env, (m) => logger.warn('client-auth-file-readable', { message: m }));
+  } catch (e) {
+    if (e instanceof ClientAuthError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 /** Loopback addresses (IPv4 127/8, IPv6 ::1, `localhost`): reachable from this host only. */
@@ -188,6 +203,18 @@ export function reloadCredentials(argv: string[]): void {
   }
 }
 
+/** SIGHUP: the passwords asked of clients, read again; clients already authenticated stay so. */
+export function reloadClientAuth(argv: string[], sidecar: Sidecar): void {
+  try {
+    const { options } = parseOptions(argv, SPEC);
+    const users = readClientUsers(options);
+    sidecar.clientAuth.set(users);
+    logger.info('client-auth-reloaded', { users: sidecar.clientAuth.users(), effect: 'new AUTH commands check these; authenticated clients stay' });
+  } catch (e) {
+    logger.error('client-auth-reload-failed', { error: (e as Error).message, action: 'keeping the running passwords' });
+  }
+}
+
 export async function run(argv: string[]): Promise<number> {
   const { options, help, cfg, serve } = readSettings(argv);
   if (help) {
@@ -213,6 +240,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     logger.info('signal', { signal: 'SIGHUP', action: file ? `reloading ${file}` : 'reload' });
     reloadCredentials(argv);
+    reloadClientAuth(argv, sidecar);
     settings = reloadSettings(argv, sidecar, settings, file);
   });
   await sidecar.start();

@@ -13,6 +13,7 @@ import type { NodeInfoFields } from '../observe/info';
 import type { ClusterView } from './cluster-view';
 import type { Routing } from './routing';
 import type { Pool } from './pool';
+import type { ClientAuth } from './client-auth';
 import type { NodeConnection } from './node-connection';
 import type { CommandSpec } from '../commands/table';
 import type { Family, Request, RequestOwner, SimpleRequest } from './requests';
@@ -80,6 +81,10 @@ export interface Session extends RequestOwner {
   readonly laddr: string;
   readonly createdAt: number;
   name: string;
+  /** false until AUTH/HELLO AUTH succeeds when the sidecar asks clients for a password */
+  authed: boolean;
+  /** the user the client authenticated as ("default" until then) */
+  user: string;
   /** the protocol the client chose with HELLO */
   proto: 2 | 3;
   lastCommand: string;
@@ -146,6 +151,8 @@ export interface SidecarContext {
   readonly sessions: Set<Session>;
   /** script bodies seen (EVALSHA after a node restart) */
   readonly scripts: ScriptCache;
+  /** passwords asked of clients (src/proxy/client-auth.ts) */
+  readonly clientAuth: ClientAuth;
   sessionClosed(s: Session): void;
   /** INFO text for these sections ([] = default) */
   info(sections: string[], fromNodes?: NodeInfoFields): string;

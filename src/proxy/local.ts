@@ -29,7 +29,7 @@ export function clientInfoLine(s: Session): string {
     `id=${s.id} addr=${s.addr} laddr=${s.laddr} fd=-1 name=${s.name} age=${Math.floor((now - s.createdAt) / 1000)} ` +
     `idle=${Math.floor((now - s.lastActive) / 1000)} flags=${flags} db=0 sub=${s.subs.channels} psub=${s.subs.patterns} ` +
     `ssub=${s.subs.shard} multi=${queued} qbuf=${s.queuedBytes} qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=${s.inflight} ` +
-    `omem=${s.outputBytes} tot-mem=0 events=r cmd=${s.lastCommand} user=default redir=-1 resp=${s.proto}\n`
+    `omem=${s.outputBytes} tot-mem=0 events=r cmd=${s.lastCommand} user=${s.user} redir=-1 resp=${s.proto}\n`
   );
 }
 
@@ -82,10 +82,19 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
       return s.reply(name, enc.OK);
     }
     case 'auth': {
-      if (cmd.argc === 2)
-        return s.refuse(name, text.AUTH_NO_PASSWORD);
-      if (cmd.argIs(1, 'default')) return s.reply(name, enc.OK);
-      return s.refuse(name, text.WRONGPASS);
+      if (cmd.argc < 2 || cmd.argc > 3) return s.refuse(name, text.SYNTAX);
+      const auth = s.ctx.clientAuth;
+      if (!auth.enabled) {
+        // no password asked: as a Redis whose default user has none
+        if (cmd.argc === 2) return s.refuse(name, text.AUTH_NO_PASSWORD);
+        if (cmd.argIs(1, 'default')) return s.reply(name, enc.OK);
+        return s.refuse(name, text.WRONGPASS);
+      }
+      const user = cmd.argc === 3 ? cmd.argString(1) : 'default';
+      if (!auth.check(user, cmd.arg(cmd.argc - 1))) return s.refuse(name, text.WRONGPASS);
+      s.authed = true;
+      s.user = user;
+      return s.reply(name, enc.OK);
     }
     case 'hello': {
       let i = 1;
@@ -95,16 +104,26 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
         if (v !== 2 && v !== 3) return s.refuse(name, text.NOPROTO);
         i = 2;
       }
+      let authAs: string | null = null;
+      let setName: string | null = null;
       for (; i < cmd.argc; i++) {
         if (cmd.argIs(i, 'auth') && i + 2 < cmd.argc) {
-          if (!cmd.argIs(i + 1, 'default')) return s.refuse(name, text.WRONGPASS);
+          const user = cmd.argString(i + 1);
+          if (s.ctx.clientAuth.enabled ? !s.ctx.clientAuth.check(user, cmd.arg(i + 2)) : user !== 'default') return s.refuse(name, text.WRONGPASS);
+          authAs = user;
           i += 2;
         } else if (cmd.argIs(i, 'setname') && i + 1 < cmd.argc) {
           const n = cmd.argString(++i);
           if (/[\s]/.test(n)) return s.refuse(name, text.BAD_CLIENT_NAME);
-          s.name = n;
+          setName = n;
         } else return s.refuse(name, text.helloSyntax(cmd.argString(i)));
       }
+      if (authAs === null && !s.authed) return s.refuse(name, text.HELLO_NOAUTH);
+      if (authAs !== null) {
+        s.authed = true;
+        s.user = authAs;
+      }
+      if (setName !== null) s.name = setName;
       if (cmd.argc > 1) s.proto = cmd.argInt(1) as 2 | 3;
       const fields = ['server', 'redis', 'version', '7.0.0', 'proto', s.proto, 'id', s.id, 'mode', 'standalone', 'role', 'master', 'modules', []];
       return s.reply(name, s.proto === 3 ? enc.map(fields.map(enc.value)) : enc.value(fields));
@@ -136,6 +155,9 @@ export function localCommand(s: Session, spec: CommandSpec, cmd: ParsedCommand, 
     case 'reset':
       s.resetModes();
       s.name = '';
+      // as in Redis: back to the default user, which has to authenticate again when passwords are asked
+      s.user = 'default';
+      s.authed = !s.ctx.clientAuth.enabled;
       return s.reply(name, enc.simple('RESET'));
   }
   return s.refuse(name, text.notSupported(name));

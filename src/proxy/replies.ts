@@ -40,6 +40,8 @@ export const WRONGPASS = 'WRONGPASS invalid username-password pair or user is di
 export const BAD_CLIENT_NAME = 'ERR Client names cannot contain spaces, newlines or special characters.';
 
 export const DB_OUT_OF_RANGE = 'ERR DB index is out of range (a ringside cluster has only database 0)';
+export const NOAUTH = 'NOAUTH Authentication required.';
+export const HELLO_NOAUTH = 'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time';
 export const AUTH_NO_PASSWORD = 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?';
 export const PROTO_NOT_INTEGER = 'ERR Protocol version is not an integer or out of range';
 export const NOPROTO = 'NOPROTO unsupported protocol version';

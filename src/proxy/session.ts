@@ -25,6 +25,7 @@ import { DeferredRequest, LocalRequest, Request, SimpleRequest } from './request
 import type { Family } from './requests';
 import { CommandSpec, lookup } from '../commands/table';
 import * as enc from '../resp/encode';
+import { NOAUTH } from './replies';
 import type { PubSubLike, Session, SessionMode, SidecarContext, TransactionLike } from './context';
 import type { NodeConnection } from './node-connection';
 import { dispatchCommand } from './dispatch';
@@ -41,6 +42,9 @@ const enum Quiet {
 /** replies held for the rest of their read (#holdReplies) go out anyway past this many bytes */
 const HOLD_BYTES = 64 * 1024;
 
+/** what a client may run before it has authenticated (Redis's no-auth commands) */
+const NO_AUTH = new Set(['auth', 'hello', 'quit', 'reset']);
+
 export class ClientSession implements Flushable, Session {
   dirty = false;
   readonly id: number;
@@ -50,6 +54,8 @@ export class ClientSession implements Flushable, Session {
   readonly laddr: string;
   readonly createdAt = Date.now();
   name = '';
+  authed: boolean;
+  user = 'default';
   /** the protocol the client chose with HELLO: 2, or 3 (replies forwarded from RESP3 connections) */
   proto: 2 | 3 = 2;
   lastCommand = '';
@@ -98,6 +104,7 @@ export class ClientSession implements Flushable, Session {
   constructor(socket: net.Socket, ctx: SidecarContext, id: number, listen = true, laddr?: string) {
     this.socket = socket;
     this.ctx = ctx;
+    this.authed = !ctx.clientAuth.enabled;
     this.id = id;
     this.addr = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : `unix:${id}`;
     this.laddr = laddr ?? (socket.localAddress ? `${socket.localAddress}:${socket.localPort}` : ctx.options.unixsocket ?? '');
@@ -449,6 +456,8 @@ export class ClientSession implements Flushable, Session {
   #dispatch(cmd: ParsedCommand): void {
     const t0 = this.t0;
     const spec = lookup(cmd);
+    // as in Redis: an unknown command is named as such first; a known one waits for AUTH
+    if (!this.authed && spec !== undefined && !NO_AUTH.has(spec.name)) return this.refuse(spec.name, NOAUTH);
     if (this.#held !== null || (this.ctx.pausedUntil > this.now && this.#pausable(spec))) return this.#hold(cmd);
     if (this.#quiet === Quiet.SkipNext) return this.#dispatchSkipped(cmd, spec, t0);
     if (this.mode && this.mode.dispatch(cmd, spec, t0)) return;

@@ -26,6 +26,7 @@ import { adoptClient } from './io';
 import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
 import { ListenError } from './errors';
+import { ClientAuth, ClientUsers } from './client-auth';
 export { ListenError } from './errors';
 
 const VERSION: string = require('../../../package.json').version;
@@ -39,6 +40,8 @@ export interface SidecarConfig extends Partial<SidecarOptions> {
   metricsBind?: string;
   /** whether this sidecar takes part in fail-over (reports, votes, elections) */
   failover?: boolean;
+  /** passwords the sidecar asks of its clients (src/proxy/client-auth.ts); none: no AUTH needed */
+  clientUsers?: ClientUsers | null;
   /** hook for the fail-over agent (src/failover/agent.ts) */
   onNodeDown?: (address: string, reason: string) => void;
 }
@@ -102,6 +105,8 @@ export class Sidecar implements SidecarContext {
   readonly migration = migrationPath;
   readonly sessions = new Set<ClientSession>();
   readonly scripts = new ScriptCache();
+  /** passwords asked of clients (none by default); set from `clientUsers`, and live by the CLI on SIGHUP */
+  readonly clientAuth = new ClientAuth();
   pausedUntil = 0;
   pauseMode: 'all' | 'write' = 'all';
   readonly #cfg: SidecarConfig;
@@ -125,6 +130,7 @@ export class Sidecar implements SidecarContext {
   constructor(cfg: SidecarConfig) {
     this.#cfg = cfg;
     this.options = defaultOptions(cfg);
+    this.clientAuth.set(cfg.clientUsers ?? null);
     this.#viewOpts = {
       seeds: cfg.seeds,
       id: this.options.id,
