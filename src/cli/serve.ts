@@ -9,7 +9,7 @@
  * settings stay. No connection is dropped by a reload.
  */
 import { OptionSpec, UsageError, choiceOption, helpText, intOption, listOption, parseOptions, Options } from './args';
-import { Sidecar, SidecarConfig } from '../proxy/sidecar';
+import { ListenerTls, Sidecar, SidecarConfig } from '../proxy/sidecar';
 import { isAddress } from '../cluster/config';
 import { setLogLevel, logger } from '../observe/log';
 import { NODE_FLAGS, missingNodeFlags } from './node-flags';
@@ -42,6 +42,11 @@ export const SERVE_OPTIONS: Record<string, OptionSpec> = {
   id: { type: 'string', arg: 'id', help: 'sidecar id in the cluster (default: random)' },
   'log-level': { type: 'string', default: 'info', arg: 'level', help: 'error, warn, info or debug' },
   config: { type: 'string', arg: 'file', help: 'JSON file with any of these settings (camelCase keys)' },
+  'tls-port': { type: 'string', arg: 'port', help: 'also listen with TLS on this port, for apps that require TLS (needs --tls-cert-file and --tls-key-file)' },
+  'tls-cert-file': { type: 'string', arg: 'file', help: 'the TLS listener\'s certificate (PEM)' },
+  'tls-key-file': { type: 'string', arg: 'file', help: 'its private key (PEM)' },
+  'tls-ca-cert-file': { type: 'string', arg: 'file', help: 'CA certificates (PEM) for client certificates (--tls-auth-clients yes)' },
+  'tls-auth-clients': { type: 'string', default: 'no', arg: 'yes|no', help: 'require a client certificate signed by --tls-ca-cert-file' },
   'client-auth-file': { type: 'string', arg: 'file', help: 'JSON file with the passwords clients must give (AUTH), {"requirepass": "...", "users": {"name": "..."}}; or RINGSIDE_REQUIREPASS (docs/admin.md)' },
   ...AUTH_OPTIONS,
 };
@@ -107,7 +112,26 @@ export function sidecarConfig(o: Options): SidecarConfig {
     failover: o.failover !== false,
     ...(o.id ? { id: String(o.id) } : {}),
     clientUsers,
+    ...listenerTls(o),
   };
+}
+
+/** The TLS listener the options ask for, if any. */
+function listenerTls(o: Options): { tls?: ListenerTls } {
+  const port = intOption(o, 'tls-port', 0, 65535);
+  const str = (k: string): string | undefined => (typeof o[k] === 'string' && o[k] ? (o[k] as string) : undefined);
+  const authClients = choiceOption(o, 'tls-auth-clients', ['yes', 'no'] as const) === 'yes';
+  if (port === undefined) {
+    const stray = ['tls-cert-file', 'tls-key-file', 'tls-ca-cert-file'].find((k) => str(k));
+    if (stray) throw new UsageError(`--${stray} is for the TLS listener: give --tls-port too`);
+    return {};
+  }
+  const certFile = str('tls-cert-file');
+  const keyFile = str('tls-key-file');
+  if (!certFile || !keyFile) throw new UsageError('--tls-port needs --tls-cert-file and --tls-key-file');
+  const caFile = str('tls-ca-cert-file');
+  if (authClients && !caFile) throw new UsageError('--tls-auth-clients yes needs --tls-ca-cert-file (the CA of the client certificates)');
+  return { tls: { port, certFile, keyFile, ...(caFile ? { caFile } : {}), authClients } };
 }
 
 /** The passwords clients must give, from --client-auth-file and RINGSIDE_REQUIREPASS (null: none). */
@@ -241,6 +265,15 @@ export async function run(argv: string[]): Promise<number> {
     logger.info('signal', { signal: 'SIGHUP', action: file ? `reloading ${file}` : 'reload' });
     reloadCredentials(argv);
     reloadClientAuth(argv, sidecar);
+    if (cfg.tls) {
+      try {
+        const next = sidecarConfig(parseOptions(argv, SPEC).options).tls ?? cfg.tls;
+        sidecar.reloadTls(next);
+        logger.info('tls-listener-reloaded', { cert: next.certFile, key: next.keyFile, ca: next.caFile, effect: 'new TLS connections use these files; open ones stay' });
+      } catch (e) {
+        logger.error('tls-listener-reload-failed', { error: (e as Error).message, action: 'keeping the running certificate' });
+      }
+    }
     settings = reloadSettings(argv, sidecar, settings, file);
   });
   await sidecar.start();
@@ -253,7 +286,7 @@ export async function run(argv: string[]): Promise<number> {
       fix: `run node ${NODE_FLAGS.join(' ')} bin/ringside.js, or bin/ringside.js itself (its #! line has them)`,
     });
   process.stdout.write(
-    `ringside ${sidecar.options.id} listening on ${sidecar.address}${cfg.unixsocket ? ` and ${cfg.unixsocket}` : ''}` +
+    `ringside ${sidecar.options.id} listening on ${sidecar.address}${sidecar.tlsAddress ? ` and ${sidecar.tlsAddress} (TLS)` : ''}${cfg.unixsocket ? ` and ${cfg.unixsocket}` : ''}` +
       (sidecar.metricsUrl ? `; metrics ${sidecar.metricsUrl}/metrics, health ${sidecar.metricsUrl}/readyz` : '') +
       '\n',
   );

@@ -5,6 +5,7 @@
  * in flight (up to a deadline), then close.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { ClusterView } from './cluster-view';
@@ -40,6 +41,12 @@ export interface SidecarConfig extends Partial<SidecarOptions> {
   metricsBind?: string;
   /** whether this sidecar takes part in fail-over (reports, votes, elections) */
   failover?: boolean;
+  /**
+   * An optional TLS listener for apps that require TLS even on localhost (on `bind`, beside the
+   * plain port): certificate and key, and with `caFile` + `authClients` client certificates
+   * required. `reloadTls()` reads the files again (SIGHUP).
+   */
+  tls?: ListenerTls;
   /** passwords the sidecar asks of its clients (src/proxy/client-auth.ts); none: no AUTH needed */
   clientUsers?: ClientUsers | null;
   /** hook for the fail-over agent (src/failover/agent.ts) */
@@ -94,6 +101,32 @@ export function defaultOptions(over: Partial<SidecarOptions> = {}): SidecarOptio
     maxClients: 10_000,
     ...over,
   };
+}
+
+export interface ListenerTls {
+  port: number;
+  certFile: string;
+  keyFile: string;
+  caFile?: string;
+  authClients?: boolean;
+}
+
+/** The secure context options of the TLS listener (files read now; a ListenError names the one that fails). */
+function listenerTlsOptions(t: ListenerTls): tls.SecureContextOptions {
+  const read = (f: string, what: string): Buffer => {
+    try {
+      return fs.readFileSync(f);
+    } catch (e) {
+      throw new ListenError(`cannot read the TLS ${what} ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  const opts: tls.SecureContextOptions = { cert: read(t.certFile, 'certificate file'), key: read(t.keyFile, 'key file'), ...(t.caFile ? { ca: read(t.caFile, 'CA certificate file') } : {}) };
+  try {
+    tls.createSecureContext(opts);
+  } catch (e) {
+    throw new ListenError(`the TLS listener's files (${t.certFile}, ${t.keyFile}${t.caFile ? `, ${t.caFile}` : ''}) are not usable: ${(e as Error).message}`);
+  }
+  return opts;
 }
 
 export class Sidecar implements SidecarContext {
@@ -220,6 +253,7 @@ export class Sidecar implements SidecarContext {
     const a = tcp.address() as net.AddressInfo;
     this.address = `${o.bind}:${a.port}`;
     o.port = a.port;
+    if (this.#cfg.tls) await this.#listenTls(this.#cfg.tls);
     if (o.unixsocket) {
       const path = o.unixsocket;
       if (fs.existsSync(path)) {
@@ -295,6 +329,54 @@ export class Sidecar implements SidecarContext {
         resolve(server);
       });
     });
+  }
+
+  #tlsServer: tls.Server | null = null;
+  /** "host:port" of the TLS listener, when there is one */
+  tlsAddress = '';
+
+  #listenTls(t: ListenerTls): Promise<void> {
+    const o = this.options;
+    const server = tls.createServer(
+      { ...listenerTlsOptions(t), requestCert: t.authClients === true, rejectUnauthorized: t.authClients === true, allowHalfOpen: true },
+      (sock) => this.#acceptTls(sock),
+    );
+    return new Promise((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new ListenError(e.code === 'EADDRINUSE' ? `${o.bind}:${t.port} (TLS) is already in use; choose another with --tls-port` : `cannot listen on ${o.bind}:${t.port} (TLS): ${e.message}`)),
+      );
+      server.listen({ host: o.bind, port: t.port, backlog: 4096 }, () => {
+        const a = server.address() as net.AddressInfo;
+        this.tlsAddress = `${o.bind}:${a.port}`;
+        server.removeAllListeners('error');
+        server.on('error', (e) => logger.error('listener-error', { error: e.message }));
+        // a client that fails the handshake (no or a bad certificate) is logged, not a session
+        server.on('tlsClientError', (e, sock) => logger.warn('tls-client-refused', { client: `${sock.remoteAddress}:${sock.remotePort}`, error: e.message }));
+        this.#tlsServer = server;
+        this.#servers.push(server);
+        resolve();
+      });
+    });
+  }
+
+  /** Reads the TLS listener's certificate, key and CA again: new connections use them, open ones stay. */
+  reloadTls(t: ListenerTls): void {
+    if (!this.#tlsServer) throw new ListenError('no TLS listener to reload (--tls-port needs a restart)');
+    this.#tlsServer.setSecureContext(listenerTlsOptions(t));
+  }
+
+  #acceptTls(sock: tls.TLSSocket): void {
+    this.stats.connectionsReceived++;
+    if (this.#stopping || this.sessions.size >= this.options.maxClients) {
+      this.stats.rejectedConnections++;
+      sock.end('-ERR max number of clients reached\r\n');
+      return;
+    }
+    sock.setNoDelay(true);
+    // TLS: the socket's own 'data' events (the shared-buffer read path is for plain sockets)
+    const s = new ClientSession(sock, this, this.#nextId++, true, this.tlsAddress);
+    this.sessions.add(s);
+    this.stats.connectedClients = this.sessions.size;
   }
 
   #accept(raw: net.Socket, laddr: string | undefined): void {

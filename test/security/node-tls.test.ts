@@ -7,7 +7,11 @@
  */
 import t from 'tap';
 import Redis from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { setLogSink } from '../../src/observe/log';
+import { startCluster as startPlain } from '../helpers/cluster';
+import { startSidecar } from '../helpers/sidecar';
 import { nodeTls } from '../../src/cluster/node-tls';
 import { moveSlots } from '../../src/admin/move-slots';
 import { slotOf } from '../../src/cluster/slot';
@@ -88,4 +92,36 @@ t.test('a sidecar that does not trust the nodes\' CA: a clear error, still runni
   const app = new Redis({ port: ok.port, host: '127.0.0.1', maxRetriesPerRequest: 0 });
   t.teardown(() => app.disconnect());
   t.equal(await app.set('x', '1'), 'OK', 'the same cluster through a sidecar with the right CA');
+});
+
+t.test('the TLS listener for apps: redis-cli --tls and ioredis over TLS, client certificates when asked, a reload', async (t) => {
+  const certs = makeCerts(t);
+  const cluster = await startPlain(t, { masters: 1, replicasPerMaster: 0 });
+  const sc = await startSidecar(t, cluster, { tls: { port: 0, certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, authClients: true } });
+  const port = Number(sc.tlsAddress.split(':')[1]);
+  const tlsOpts = { ca: readFileSync(certs.caFile), cert: readFileSync(certs.certFile), key: readFileSync(certs.keyFile) };
+  const app = new Redis({ host: '127.0.0.1', port, tls: tlsOpts, maxRetriesPerRequest: 0 });
+  t.teardown(() => app.disconnect());
+  t.equal(await app.set('t', 'tls'), 'OK', 'ioredis over TLS with a client certificate');
+  const big = 'x'.repeat(1 << 20);
+  await app.set('big', big);
+  t.equal((await app.get('big'))!.length, big.length, 'a 1 MB value both ways');
+  const pipe = app.pipeline();
+  for (let i = 0; i < 1000; i++) pipe.incr('n');
+  t.equal((await pipe.exec())!.at(-1)![1], 1000, 'a pipeline of 1000 commands');
+  const cli = await new Promise<string>((res) =>
+    execFile('redis-cli', ['--tls', '--cacert', certs.caFile, '--cert', certs.certFile, '--key', certs.keyFile, '-h', '127.0.0.1', '-p', String(port), 'get', 't'], (_e, out, err) => res(out + err)),
+  );
+  t.equal(cli.trim(), 'tls', 'redis-cli --tls');
+  const noCert = new Redis({ host: '127.0.0.1', port, tls: { ca: tlsOpts.ca }, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  noCert.on('error', () => {});
+  t.teardown(() => noCert.disconnect());
+  t.notOk(await noCert.get('t').then(() => true, () => false), 'without a client certificate: refused');
+  sc.reloadTls({ port: 0, certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile, authClients: true });
+  t.equal(await app.get('t'), 'tls', 'a reload keeps open connections');
+  const again = new Redis({ host: '127.0.0.1', port, tls: tlsOpts, maxRetriesPerRequest: 0 });
+  t.teardown(() => again.disconnect());
+  t.equal(await again.get('t'), 'tls', 'and new ones work');
+  t.throws(() => sc.reloadTls({ port: 0, certFile: certs.keyFile, keyFile: certs.keyFile }), /not usable/, 'a bad file on reload is refused, the running one kept');
+  t.equal(await app.get('t'), 'tls');
 });
