@@ -34,6 +34,7 @@ import {
 } from './lib/setup';
 import { DEFAULT_PROFILES, Profile, failoverMarkdown, parseProfiles, runFailover } from './lib/failover';
 import { DEFAULT_TESTS } from './lib/default-tests';
+import { securityMode } from './lib/security';
 import {
   Failure,
   MemoryResult,
@@ -61,6 +62,9 @@ modes (default: the side-by-side benchmark)
   --instructions        user-space instructions per request of twemproxy and ringside under valgrind's
                         callgrind (SET/GET at -P1 and -P16): a count that does not move with the
                         machine's load, for comparing builds; → bench/results/instructions.{md,json}
+  --security            what TLS to the nodes and ACL users cost: SET/GET at -P1/-P16 through sidecars
+                        with TLS / two ACL users / neither, beside redis-benchmark --tls and as the
+                        data user straight at a node, as ratios; → bench/results/security.{md,json}
   --cpu-prof            the sidecar under node --cpu-prof, a fresh process per test (SET/GET, LRANGE_100
                         and 1 KB at -P1, SET/GET at -P16): self time per function over the measured run,
                         as shares of the busy samples; → bench/results/cpu-prof.{md,json}
@@ -97,7 +101,7 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof';
+  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof' | 'security';
   profiles: Profile[];
   systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
@@ -173,6 +177,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--cpu-prof':
         o.mode = 'cpu-prof';
+        break;
+      case '--security':
+        o.mode = 'security';
         break;
       case '--profiles':
         o.profiles = parseProfiles(val());
@@ -967,6 +974,8 @@ async function main(): Promise<void> {
             ? await failoverMode(o, procs)
             : o.mode === 'cpu-prof'
               ? await cpuProfMode(o, procs)
+              : o.mode === 'security'
+              ? await securityMode(o, procs)
               : o.mode === 'instructions'
               ? await instructionsMode(o, procs)
               : await benchMode(o, procs);

@@ -60,6 +60,8 @@ export interface TransactionLike extends SessionMode {
   resetState(): void;
   /** commands queued in MULTI, or -1 outside MULTI (CLIENT LIST's `multi=`) */
   readonly queuedCount: number;
+  /** a transaction's publishes are still going out (the client's later PUBLISH waits for them) */
+  readonly publishesPending: boolean;
 }
 
 /** What the session needs of a client's subscriptions (src/proxy/pubsub.ts makes them). */

@@ -24,7 +24,7 @@ import { encodeCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
 import type { PubSubLike, Session } from './context';
 import { ReplyFramer, arrayElements } from '../resp/reply-framer';
-import { LocalRequest, Request } from './requests';
+import { DeferredRequest, LocalRequest, Request } from './requests';
 import { toEveryMaster } from './fanout';
 import { routingOrRefuse, sendRaw } from './keyed';
 import * as text from './replies';
@@ -493,6 +493,19 @@ export function pubsub(s: Session, cmd: ParsedCommand, spec: CommandSpec, t0: nu
       const slot = slotOfBytes(ch);
       const node = name === 'publish' ? 0 : r.table.owner[slot]!;
       if (node === r.switchingIndex) return s.refuse(name, text.switching(r.table.names[node]!));
+      if (s.tx !== null && s.tx.publishesPending) {
+        // a transaction's messages are still going out: this one follows them, in the client's order
+        const raw = Buffer.from(cmd.toResp());
+        const addr = r.masterOf[node]!;
+        const req = new DeferredRequest(s, name, t0, (self) => {
+          self.node = addr;
+          self.expect(1);
+          s.connFor(addr).send(raw, 0, raw.length, self);
+        }, 'pubsub');
+        s.enqueue(req);
+        s.startDeferred();
+        return;
+      }
       return sendRaw(s, name, 'pubsub', t0, cmd, r.masterOf[node]!);
     }
     case 'subscribe':

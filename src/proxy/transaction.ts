@@ -9,6 +9,14 @@
  * EXECABORT, as Redis does for a bad command in a transaction. EXEC writes MULTI, the queued
  * commands and EXEC in one piece to the node (the pinned connection, or the shared one when
  * nothing is watched: nothing can come between them on that stream) and forwards EXEC's reply.
+ *
+ * PUBLISH and SPUBLISH in a transaction (issue 21: a task framework stores a result and publishes
+ * it in one MULTI) are queued here, not on the node: a message belongs on the hub or on its
+ * channel's shard, not on the transaction's node. Once EXEC has succeeded, each is sent in the
+ * order given (to the same places as outside a transaction), and its receiver count is put into
+ * EXEC's reply at its place; when EXEC fails (WATCH, an error, EXECABORT) none is sent. So, as with
+ * one Redis, a subscriber sees a message after the transaction's writes, once, and the client sees
+ * each publish's count.
  */
 import type { ParsedCommand } from '../resp/request-parser';
 import type { CommandSpec } from '../commands/table';
@@ -20,6 +28,8 @@ import { MIGRATING, nodeFor, refusalFor, anyMaster, slotOf } from './router';
 import { masterOrRefuse, routingOrRefuse } from './keyed';
 import * as text from './replies';
 import * as enc from '../resp/encode';
+import { arrayElements } from '../resp/reply-framer';
+import { slotOfBytes } from '../cluster/slot';
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
 const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
@@ -41,6 +51,36 @@ class ExecRequest extends Request {
   }
 }
 
+/** A PUBLISH or SPUBLISH queued in MULTI: where its count goes in EXEC's reply. */
+interface QueuedPublish {
+  /** its place among the transaction's commands */
+  at: number;
+  name: 'publish' | 'spublish';
+  raw: Buffer;
+  channel: Buffer;
+}
+
+/** EXEC with publishes: the node's EXEC reply, then the publishes, then one merged reply. */
+class ExecPublishRequest extends Request {
+  #left: number;
+  readonly #then: (exec: Buffer | null) => void;
+  constructor(s: Session, t0: number, replies: number, then: (exec: Buffer | null) => void) {
+    super(s, 'exec', 'transaction', t0);
+    this.#left = replies;
+    this.#then = then;
+  }
+  onReply(buf: Buffer, start: number, end: number): void {
+    // a copy: the framer's buffer is not ours to keep while the publishes go out
+    if (--this.#left === 0) this.#then(Buffer.from(buf.subarray(start, end)));
+  }
+  override onError(err: NodeError): void {
+    if (this.#left < 0) return;
+    this.#left = -1;
+    this.fail(text.execAbortedBy(err.message));
+    this.#then(null);
+  }
+}
+
 /** A command forwarded on the pinned connection (WATCH, reads while watching). */
 class PinnedRequest extends Request {
   onReply(buf: Buffer, start: number, end: number): void {
@@ -55,6 +95,10 @@ export class TransactionState implements TransactionLike {
   slot = -1;
   inMulti = false;
   #queued: Buffer[] = [];
+  #publishes: QueuedPublish[] = [];
+  /** transactions whose publishes are not all answered yet; later publishes of the client wait for them */
+  #publishing = 0;
+  #chain: Promise<void> = Promise.resolve();
   #aborted = false;
   #connLost = false;
 
@@ -63,7 +107,12 @@ export class TransactionState implements TransactionLike {
   }
 
   get queuedCount(): number {
-    return this.inMulti ? this.#queued.length : -1;
+    return this.inMulti ? this.#queued.length + this.#publishes.length : -1;
+  }
+
+  /** true while a transaction's publishes are going out: the client's later PUBLISH waits (src/proxy/pubsub.ts) */
+  get publishesPending(): boolean {
+    return this.#publishing > 0;
   }
 
   get pinnedAddress(): string | null {
@@ -101,6 +150,11 @@ export class TransactionState implements TransactionLike {
       return false;
     }
     const h = spec.handling;
+    if (spec.name === 'publish' || spec.name === 'spublish') {
+      this.#publishes.push({ at: this.#queued.length + this.#publishes.length, name: spec.name, raw: Buffer.from(cmd.toResp()), channel: Buffer.from(cmd.arg(1)) });
+      s.reply(spec.name, enc.QUEUED, false, 'transaction');
+      return true;
+    }
     if (h === 'fanout' || h === 'pubsub' || h === 'refused' || h === 'transaction' || spec.name === 'wait' || (h === 'script' && (spec.name === 'script' || spec.name === 'function'))) {
       this.#aborted = true;
       s.refuse(spec.name, text.notInTransaction(spec.name));
@@ -158,6 +212,7 @@ export class TransactionState implements TransactionLike {
   multi(): void {
     this.inMulti = true;
     this.#queued = [];
+    this.#publishes = [];
     this.#aborted = false;
     this.#s.mode = this;
     this.#s.reply('multi', enc.OK, false, 'transaction');
@@ -179,12 +234,14 @@ export class TransactionState implements TransactionLike {
   #exec(t0: number): void {
     const s = this.#s;
     const queued = this.#queued;
+    const publishes = this.#publishes;
     const aborted = this.#aborted;
     const pinned = this.conn;
     const lost = this.#connLost || (pinned !== null && (pinned.state === 'down' || pinned.state === 'closed'));
     const slot = this.slot;
     this.inMulti = false;
     this.#queued = [];
+    this.#publishes = [];
     this.#aborted = false;
     if (aborted) {
       this.#reset();
@@ -210,12 +267,76 @@ export class TransactionState implements TransactionLike {
       return s.refuse('exec', text.EXECABORT_WATCH_MOVED);
     }
     const bytes = Buffer.concat([MULTI, ...queued, EXEC]);
-    const req = new ExecRequest(s, t0, queued.length + 2);
+    let req: Request;
+    if (publishes.length) {
+      // the place in the client's order of publishes is taken now, when EXEC is sent: a later
+      // transaction's EXEC may be answered first (by another node), and its messages must wait
+      let execReplied!: (exec: Buffer | null) => void;
+      const replied = new Promise<Buffer | null>((res) => (execReplied = res));
+      this.#publishing++;
+      req = new ExecPublishRequest(s, t0, queued.length + 2, execReplied);
+      const mine = req;
+      this.#chain = this.#chain.then(() => replied.then((exec) => new Promise<void>((done) => this.#publishNow(mine, exec, publishes, done))));
+    } else req = new ExecRequest(s, t0, queued.length + 2);
     req.node = addr;
     s.enqueue(req);
     const conn = pinned ?? s.connFor(addr);
     conn.sendMany(bytes, req, queued.length + 2);
     this.#release();
+  }
+
+  /**
+   * EXEC succeeded (an array): the publishes go out in order and their counts are spliced into the
+   * reply; otherwise (nil after a WATCH, an error) the reply stands and nothing is published.
+   */
+  /**
+   * EXEC succeeded (an array): the publishes go out in order and their counts are spliced into the
+   * reply; otherwise (nil after a WATCH, an error) the reply stands and nothing is published.
+   */
+  #publishNow(req: Request, exec: Buffer | null, publishes: QueuedPublish[], finished: () => void): void {
+    const complete = (buf: Buffer | null): void => {
+      this.#publishing--;
+      if (buf !== null) req.completeWith(buf);
+      finished();
+    };
+    if (exec === null) return complete(null); // EXEC failed on its connection: answered already
+    const els = exec[0] === 0x2a && exec[1] !== 0x2d ? arrayElements(exec) : null;
+    if (els === null) return complete(exec);
+    const s = this.#s;
+    const r = s.ctx.view.routing;
+    const counts: Buffer[] = new Array(publishes.length);
+    let left = publishes.length;
+    const done = (): void => {
+      if (--left > 0) return;
+      const parts: Buffer[] = [Buffer.from(`*${els.length + publishes.length}\r\n`)];
+      let k = 0;
+      for (let i = 0, p = 0; i < els.length + publishes.length; i++) {
+        if (p < publishes.length && publishes[p]!.at === i) parts.push(counts[p++]!);
+        else {
+          const [a, b] = els[k++]!;
+          parts.push(exec.subarray(a, b));
+        }
+      }
+      complete(Buffer.concat(parts));
+    };
+    publishes.forEach((pub, i) => {
+      // the same places as outside a transaction (src/proxy/pubsub.ts): the hub, or the channel's shard
+      const node = r === null ? -1 : pub.name === 'publish' ? 0 : r.table.owner[slotOfBytes(pub.channel)]!;
+      if (r === null || node < 0 || node === r.switchingIndex) {
+        counts[i] = enc.error(r === null ? text.NO_CONFIG : text.switching(r.table.names[node]!));
+        return done();
+      }
+      s.connFor(r.masterOf[node]!).send(pub.raw, 0, pub.raw.length, {
+        onReply: (buf, a, b) => {
+          counts[i] = Buffer.from(buf.subarray(a, b));
+          done();
+        },
+        onError: (err) => {
+          counts[i] = enc.error(err.message);
+          done();
+        },
+      });
+    });
   }
 
   #release(): void {
@@ -230,6 +351,7 @@ export class TransactionState implements TransactionLike {
   #reset(): void {
     this.inMulti = false;
     this.#queued = [];
+    this.#publishes = [];
     this.#aborted = false;
     this.#release();
   }

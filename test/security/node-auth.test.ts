@@ -16,7 +16,11 @@ import { readCopy } from '../../src/cluster/store';
 import { moveSlots } from '../../src/admin/move-slots';
 import { slotOf } from '../../src/cluster/slot';
 import { startCluster, Cluster } from '../failover/servers';
-import { childSidecar, inProcessSidecar, keyOn, logEvents, allAddresses, sleep, waitFor, roleOf } from '../failover/load';
+import { BIN, ROOT, childSidecar, inProcessSidecar, keyOn, logEvents, allAddresses, sleep, waitFor, roleOf } from '../failover/load';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
 
 setLogSink(() => {});
 
@@ -159,6 +163,13 @@ t.test('nodes with two ACL users: create sets up the data user; apps reach no me
   }
   t.same(await app.config('GET', 'maxmemory-policy'), ['maxmemory-policy', 'noeviction'], 'CONFIG GET (the control user asks)');
   await moveSome(t, c, app);
+  // a manual fail-over from the CLI, with the credentials from a file
+  const file = authFile(t, { control: ADMIN, data: APP });
+  const b = c.shards[1]!;
+  const cli = await run(process.execPath, [BIN, 'failover', 'b', '--seeds', c.seeds, '--yes', '--auth-file', file], { cwd: ROOT }).catch((e: { stdout: string; stderr: string }) => e);
+  t.equal((await roleOf(c.client(b.replicas[0]!.address))).role, 'master', `ringside failover b: the replica is master (${(cli.stdout + cli.stderr).trim().split('\n').at(-1)})`);
+  const missing = await run(process.execPath, [BIN, 'status', '--seeds', c.seeds], { cwd: ROOT }).catch((e: { stdout: string; stderr: string }) => e);
+  t.match(missing.stderr, /requires a password and none is configured|refused the control credentials/, 'status without credentials says so');
   await failOver(t, c, app);
 });
 
