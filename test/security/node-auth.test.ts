@@ -63,7 +63,8 @@ async function failOver(t: Test, c: Cluster, app: Redis): Promise<void> {
   const key = keyOn(c.config, from, 'fo');
   t.equal(await app.set(key, 'before'), 'OK', 'a write to the shard before the kill');
   await victim.master.kill('SIGKILL');
-  await waitFor('a failover event', async () => (await logEvents(c, allAddresses(c).filter((a) => a !== from), ['failover'])).length > 0, 30_000);
+  const node = Object.keys(c.config.nodes).find((n) => c.config.nodes[n]!.master === from)!;
+  await waitFor(`a failover event for node ${node}`, async () => (await logEvents(c, allAddresses(c).filter((a) => a !== from), ['failover'])).some((e) => e.node === node), 30_000);
   t.equal((await roleOf(c.client(to))).role, 'master', 'the replica was promoted');
   await waitFor('writes to the shard to resume', async () => (await app.set(key, 'after').then(() => true, () => false)), 20_000, 50);
   t.equal(await app.get(key), 'after', 'and read back');
