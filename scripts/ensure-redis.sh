@@ -7,9 +7,14 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
-# --test: also what the test suite checks deploy files with (systemd-analyze verifies the units)
+# --test: also what the test suite checks deploy files with (systemd-analyze verifies the units),
+# and Debian's Celery and RQ (with redis-py) for /usr/bin/python3: real task-queue libraries the
+# compatibility tests run through the sidecar (test/compat/)
 if [ "${1:-}" = "--test" ]; then
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  if [ -x /usr/bin/python3 ] || command -v apt-get >/dev/null 2>&1; then
+    /usr/bin/python3 -c 'import celery, redis, rq' >/dev/null 2>&1 || need+=(python3-celery python3-redis python3-rq)
+  fi
 fi
 if [ "${1:-}" = "--bench" ]; then
   command -v nutcracker >/dev/null 2>&1 || need+=(nutcracker)

@@ -3,6 +3,7 @@
 // exists, and /opt/ringside is not installed here, so the sidecar's unit is verified as a
 // copy in a temp dir whose ExecStart points at this machine's node and this repository —
 // the only line that differs, and the test checks it has the expected form first.
+import { loadCredentials } from '../../src/cluster/credentials';
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -136,6 +137,11 @@ t.test('the sidecar unit has what the deploy contract asks for', async (t) => {
 t.test('ringside.env.example only sets documented RINGSIDE_* variables', async (t) => {
   const flags = ['port', 'bind', 'unixsocket', 'unixsocketperm', 'seeds', 'read-from', 'metrics-port', 'metrics-bind', 'log-level', 'config', 'id'];
   const known = new Set(flags.map((f) => 'RINGSIDE_' + f.replace(/-/g, '_').toUpperCase()));
+  // the node credentials' variables (src/cluster/credentials.ts: never flags, as a command line is public)
+  for (const v of ['RINGSIDE_NODE_USER', 'RINGSIDE_NODE_PASSWORD']) {
+    t.same(loadCredentials(undefined, { RINGSIDE_NODE_USER: 'u', RINGSIDE_NODE_PASSWORD: 'p' }).control, { user: 'u', password: 'p' }, `${v} is read by the credentials`);
+    known.add(v);
+  }
   const env = read('ringside.env.example');
   const names = [...env.matchAll(/^#?(RINGSIDE_[A-Z_]+)=/gm)].map((m) => m[1]);
   t.ok(names.length >= flags.length, 'every flag is shown');
