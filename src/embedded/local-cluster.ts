@@ -30,7 +30,8 @@ export interface LocalClusterOptions {
   redisArgs?: string[];
   /**
    * Nodes that require credentials: the control user's are set on each server at start-up, the
-   * data user (when another) by create. They become the process's node credentials.
+   * data user (when another) by create. They become the process's node credentials (none: the
+   * process's are cleared).
    */
   credentials?: NodeCredentials;
   /**
@@ -62,8 +63,9 @@ export class LocalCluster {
     if (!Number.isInteger(masters) || masters < 1) throw new RangeError('masters must be a whole number of at least 1');
     if (!Number.isInteger(replicas) || replicas < 0) throw new RangeError('replicasPerMaster must be a whole number of at least 0');
     const control = opts.credentials ? (opts.credentials.control ?? opts.credentials.data) : undefined;
-    if (opts.credentials) nodeCredentials.set(opts.credentials);
-    if (opts.tls) nodeTls.set({ caFile: opts.tls.caFile, certFile: opts.tls.certFile, keyFile: opts.tls.keyFile });
+    // the cluster's way in becomes the process's, and a cluster without one clears what an earlier one set
+    nodeCredentials.set(opts.credentials ?? {});
+    nodeTls.set(opts.tls ? { caFile: opts.tls.caFile, certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : null);
     const args = opts.redisArgs ?? [];
     const config = control ? authConfig(control) : undefined;
     // Every process starts at once. When one fails, the others are waited for before anything is
