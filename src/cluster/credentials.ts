@@ -105,15 +105,7 @@ function credentialOf(v: unknown, where: string): Credential | undefined {
  * `{"user", "password"}` for both roles.
  */
 export function parseCredentials(text: string, file: string): NodeCredentials {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch {
-    // the parser's message quotes the text, which may hold a secret
-    throw new CredentialsError(`${file} is not valid JSON`);
-  }
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new CredentialsError(`${file} must hold a JSON object`);
-  const rec = o as Record<string, unknown>;
+  const rec = parseSecretJson(text, file, (m) => new CredentialsError(m));
   if ('password' in rec || 'user' in rec) {
     const both = credentialOf(rec, file)!;
     return { control: both, data: both };
@@ -132,20 +124,7 @@ export function parseCredentials(text: string, file: string): NodeCredentials {
  */
 export function loadCredentials(file: string | undefined, env: NodeJS.ProcessEnv = process.env, warn?: (msg: string) => void): NodeCredentials {
   let creds: NodeCredentials = {};
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new CredentialsError(`cannot read the credentials file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    try {
-      if ((statSync(file).mode & 0o077) !== 0) warn?.(`the credentials file ${file} can be read by other users; chmod 600 it`);
-    } catch {
-      /* read above; a stat failure changes nothing */
-    }
-    creds = parseCredentials(text, file);
-  }
+  if (file) creds = parseCredentials(readSecretFile(file, 'credentials file', (m) => new CredentialsError(m), warn), file);
   const fromEnv = (userVar: string, passVar: string): Credential | undefined => {
     const password = env[passVar];
     if (password === undefined || password === '') {
@@ -162,6 +141,37 @@ export function loadCredentials(file: string | undefined, env: NodeJS.ProcessEnv
   if (control) creds = { ...creds, control };
   if (data) creds = { ...creds, data };
   return creds;
+}
+
+/**
+ * A JSON object from a file of secrets: the parser's own message is not passed on, as it quotes
+ * the text (which may hold a secret).
+ */
+export function parseSecretJson(text: string, file: string, error: (msg: string) => Error): Record<string, unknown> {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch {
+    throw error(`${file} is not valid JSON`);
+  }
+  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw error(`${file} must hold a JSON object`);
+  return o as Record<string, unknown>;
+}
+
+/** Reads a file of secrets; `warn` hears when users other than its owner can read it. */
+export function readSecretFile(file: string, what: string, error: (msg: string) => Error, warn?: (msg: string) => void): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw error(`cannot read the ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    if ((statSync(file).mode & 0o077) !== 0) warn?.(`the ${what} ${file} can be read by other users; chmod 600 it`);
+  } catch {
+    /* read above; a stat failure changes nothing */
+  }
+  return text;
 }
 
 const bulk = (s: string): string => `$${Buffer.byteLength(s)}\r\n${s}\r\n`;

@@ -10,8 +10,8 @@
  * or RINGSIDE_REQUIREPASS, and is re-read on SIGHUP: clients already authenticated stay so, as
  * in Redis when a password changes.
  */
-import { readFileSync, statSync } from 'node:fs';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { parseSecretJson, readSecretFile } from '../cluster/credentials';
 
 /** user name → its passwords (plain: hashed when set) */
 export type ClientUsers = Record<string, string[]>;
@@ -58,14 +58,7 @@ export class ClientAuth {
 
 /** Parses a client-auth file's text (its errors quote no secret). */
 export function parseClientAuth(text: string, file: string): ClientUsers {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch {
-    throw new ClientAuthError(`${file} is not valid JSON`);
-  }
-  if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new ClientAuthError(`${file} must hold a JSON object`);
-  const rec = o as Record<string, unknown>;
+  const rec = parseSecretJson(text, file, (m) => new ClientAuthError(m));
   for (const k of Object.keys(rec)) if (k !== 'requirepass' && k !== 'users') throw new ClientAuthError(`${file}: unknown field "${k}" (fields: requirepass, users)`);
   const out: ClientUsers = {};
   const list = (v: unknown, where: string): string[] => {
@@ -87,20 +80,7 @@ export function parseClientAuth(text: string, file: string): ClientUsers {
 /** Reads the client-auth setting: the file when named, then RINGSIDE_REQUIREPASS for the default user. */
 export function loadClientAuth(file: string | undefined, env: NodeJS.ProcessEnv = process.env, warn?: (msg: string) => void): ClientUsers | null {
   let users: ClientUsers = {};
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new ClientAuthError(`cannot read the client-auth file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    try {
-      if ((statSync(file).mode & 0o077) !== 0) warn?.(`the client-auth file ${file} can be read by other users; chmod 600 it`);
-    } catch {
-      /* read above */
-    }
-    users = parseClientAuth(text, file);
-  }
+  if (file) users = parseClientAuth(readSecretFile(file, 'client-auth file', (m) => new ClientAuthError(m), warn), file);
   if (env.RINGSIDE_REQUIREPASS) users = { ...users, default: [env.RINGSIDE_REQUIREPASS] };
   return Object.keys(users).length ? users : null;
 }
