@@ -150,7 +150,8 @@ export class NodeConnection implements Flushable {
     this.#state = 'connecting';
     const { host, port } = splitAddress(this.address);
     let sock: net.Socket;
-    if (nodeTls.enabled) {
+    const useTls = nodeTls.enabled;
+    if (useTls) {
       // TLS: Node's own stream path for reads and writes (the handle-level shortcuts are for plain sockets)
       sock = tls.connect(nodeTls.connectOptions(host, port));
       sock.setNoDelay(true);
@@ -168,7 +169,7 @@ export class NodeConnection implements Flushable {
       if (this.#socket === sock && this.#state === 'connecting')
         this.#fail('timeout', text.nodeConnectTimeout(this.label, this.#opts.connectTimeoutMs));
     }, this.#opts.connectTimeoutMs);
-    sock.once(nodeTls.enabled ? 'secureConnect' : 'connect', () => {
+    sock.once(useTls ? 'secureConnect' : 'connect', () => {
       if (this.#socket !== sock) return;
       sock.setKeepAlive(true, 10_000);
       const hs = this.#opts.handshake?.();

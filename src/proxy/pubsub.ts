@@ -65,7 +65,8 @@ class SubscriberLink {
     // RESP3 clients get RESP3 pushes: the link speaks RESP3 to the node (its HELLO reply, a map, is ignored)
     const hello = auth.credential ? authCommand(auth.credential, proto) : proto === 3 ? Buffer.from('*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n') : null;
     const { host, port } = splitAddress(address);
-    this.#socket = nodeTls.enabled ? tls.connect(nodeTls.connectOptions(host, port)).setNoDelay(true) : net.connect({ host, port, noDelay: true });
+    const useTls = nodeTls.enabled;
+    this.#socket = useTls ? tls.connect(nodeTls.connectOptions(host, port)).setNoDelay(true) : net.connect({ host, port, noDelay: true });
     this.#framer = new ReplyFramer(
       (buf, s, e) => {
         const frame = buf.subarray(s, e);
@@ -89,7 +90,7 @@ class SubscriberLink {
       },
       (msg) => this.#lost(onLost, `malformed reply: ${msg}`),
     );
-    this.#socket.on(nodeTls.enabled ? 'secureConnect' : 'connect', () => {
+    this.#socket.on(useTls ? 'secureConnect' : 'connect', () => {
       if (hello) {
         this.#handshaking = 1;
         this.#socket.write(hello);
