@@ -82,6 +82,8 @@ export interface InfoExtra {
   readPolicy: string;
   /** the configuration's nodes; nodes the Stats know but not listed here are shown after them */
   nodes?: InfoNode[];
+  /** how the nodes are reached and who the sidecar asks for passwords: names only, never a secret */
+  access?: { nodeTls: boolean; controlUser: string | null; dataUser: string | null; clientAuth: boolean; tlsListener: boolean };
 }
 
 const DEFAULT_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'cluster', 'ringside', 'nodes'];
@@ -213,6 +215,15 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
     case 'ringside':
       return [
         ['read_policy', extra.readPolicy],
+        ...(extra.access
+          ? ([
+              ['node_tls', extra.access.nodeTls ? 'yes' : 'no'],
+              ['node_control_user', extra.access.controlUser ?? '-'],
+              ['node_data_user', extra.access.dataUser ?? '-'],
+              ['client_auth', extra.access.clientAuth ? 'yes' : 'no'],
+              ['tls_listener', extra.access.tlsListener ? 'yes' : 'no'],
+            ] as Fields)
+          : []),
         ['config_epoch', stats.epoch],
         ['config_version', stats.version],
         ['lease_valid', stats.leaseValid ? 1 : 0],

@@ -28,6 +28,7 @@ import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
 import { ListenError } from './errors';
 import { ClientAuth, ClientUsers } from './client-auth';
+import { nodeTls } from '../cluster/node-tls';
 export { ListenError } from './errors';
 
 const VERSION: string = require('../../../package.json').version;
@@ -233,6 +234,13 @@ export class Sidecar implements SidecarContext {
       readPolicy: this.options.readFrom,
       nodes,
       fromNodes,
+      access: {
+        nodeTls: nodeTls.enabled,
+        controlUser: this.pool.credentials.get('control') ? this.pool.credentials.user('control') : null,
+        dataUser: this.pool.credentials.get('data') ? this.pool.credentials.user('data') : null,
+        clientAuth: this.clientAuth.enabled,
+        tlsListener: this.tlsAddress !== '',
+      },
     });
   }
 

@@ -67,6 +67,7 @@ t.test('SIGHUP takes up a rotated data password; clients stay connected; no secr
   // everything an operator or an app can read
   await app.config('SET', 'slowlog-log-slower-than', '0');
   await app.set('slow', 'x');
+  t.match(String(await app.info('ringside')), /node_tls:no\r\nnode_control_user:rs-admin\r\nnode_data_user:rs-app\r\nclient_auth:no\r\ntls_listener:no/, 'INFO ringside says how the nodes are reached, by user name');
   const shown: Array<[string, string]> = [
     ['the sidecar\'s log', sc.output!()],
     ['INFO everything', String(await app.info('everything'))],
