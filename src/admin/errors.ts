@@ -36,3 +36,8 @@ export class ConcurrentChangeError extends Error {
 export class MigrateError extends Error {
   override name = 'MigrateError';
 }
+
+/** `ringside users apply` could not set the data user up on every server. */
+export class UsersError extends Error {
+  override name = 'UsersError';
+}

@@ -18,6 +18,7 @@ const COMMANDS: Record<string, () => CommandModule> = {
   failover: () => require('./failover') as CommandModule,
   errors: () => require('./errors') as CommandModule,
   log: () => require('./log') as CommandModule,
+  users: () => require('./users') as CommandModule,
 };
 
 function usage(): string {

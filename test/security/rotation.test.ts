@@ -89,3 +89,50 @@ t.test('SIGHUP takes up a rotated data password; clients stay connected; no secr
     for (const secret of [ADMIN.password, OLD, NEW, 'wrong-Secret-99']) t.notOk(text.includes(secret), `${where}: no secret`);
   }
 });
+
+t.test('ringside users apply: the data password rotated on masters and replicas in three steps, no request refused', async (t) => {
+  const c = await startCluster(t, { masters: 2, replicasPerMaster: 1, timing, credentials: { control: ADMIN, data: { user: 'rs-app', password: OLD } } });
+  const dir = mkdtempSync(path.join(tmpdir(), 'ringside-users-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'auth.json');
+  const write = (pw: string): void => writeFileSync(file, JSON.stringify({ control: ADMIN, data: { user: 'rs-app', password: pw } }), { mode: 0o600 });
+  write(OLD);
+  const sc = await childSidecar(t, c, 'users', ['--auth-file', file, '--log-level', 'info']);
+  const app = new Redis({ port: sc.port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+  app.on('error', () => {});
+  t.teardown(() => app.disconnect());
+  const servers = c.shards.flatMap((s) => [s.master.address, ...s.replicas.map((r) => r.address)]);
+  /** which of the passwords each server takes for rs-app */
+  const accepted = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const a of servers)
+      for (const [name, pw] of [['old', OLD], ['new', NEW]] as const) {
+        const [host, port] = a.split(':');
+        const probe = new Redis({ host, port: Number(port), username: 'rs-app', password: pw, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        probe.on('error', () => {});
+        const ok = await probe.connect().then(() => probe.ping()).then((r) => r === 'PONG', () => false);
+        probe.disconnect();
+        if (ok) out.push(name);
+      }
+    return [...new Set(out)].sort();
+  };
+  const users = (extra: string[] = []) =>
+    run(process.execPath, [BIN, 'users', 'apply', '--seeds', c.seeds, '--auth-file', file, ...extra], { cwd: ROOT });
+  t.same(await accepted(), ['old'], 'before: the old password');
+  write(NEW);
+  const step1 = await users();
+  t.match(step1.stdout, /data user "rs-app" set on 4 server\(s\); the passwords it had are kept/, 'step 1');
+  t.same(await accepted(), ['new', 'old'], 'every server, replicas too, takes both');
+  t.equal(await app.set('u', '1'), 'OK', 'traffic flows on the old connections');
+  sc.child!.kill('SIGHUP');
+  await waitFor('the reload', () => /node-credentials-reloaded/.test(sc.output!()), 10_000);
+  const step3 = await users(['--drop-other-passwords']);
+  t.match(step3.stdout, /its only password is the one configured now/, 'step 3');
+  t.same(await accepted(), ['new'], 'the old password is gone everywhere');
+  for (const m of [...c.masters().values()]) await m.call('CLIENT', 'KILL', 'USER', 'rs-app');
+  await waitFor('commands to succeed on new connections', async () => (await app.set('u', '2').then(() => true, () => false)), 10_000, 50);
+  t.equal(await app.get('u'), '2', 'the sidecar works on the new password');
+  t.match(await app.eval("return redis.call('get', '__clu'..'ster__:config')", 0).catch((e: Error) => e.message), /can't access|NOPERM/, 'the user\'s rules are intact');
+  const bad = await run(process.execPath, [BIN, 'users', 'apply', '--seeds', c.seeds], { cwd: ROOT }).catch((e: { stderr: string; code: number }) => e);
+  t.match((bad as { stderr: string }).stderr, /no data user of its own is configured/, 'without a data user: a clear refusal');
+});
