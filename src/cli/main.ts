@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => CommandModule> = {
   errors: () => require('./errors') as CommandModule,
   log: () => require('./log') as CommandModule,
   users: () => require('./users') as CommandModule,
+  check: () => require('./check') as CommandModule,
   'add-replica': () => (require('./replicas') as { add: CommandModule }).add,
   'remove-replica': () => (require('./replicas') as { remove: CommandModule }).remove,
 };

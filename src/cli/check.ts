@@ -1,0 +1,41 @@
+/**
+ * `ringside check --seeds ... [--json] [--no-keys]`: what an interrupted operation or a hand-made
+ * change left (src/admin/check.ts). Exit code 0 when nothing is found, 1 otherwise.
+ */
+import { OptionSpec, helpText, intOption, listOption, parseOptions } from './args';
+import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { seedsOption } from './status';
+import { checkCluster } from '../admin/check';
+
+export const summary = 'find what an interrupted operation left: slots left migrating, stray keys, replicas following the wrong master';
+
+const USAGE = 'ringside check --seeds host:port[,...] [--json] [--no-keys]';
+
+const SPEC: Record<string, OptionSpec> = {
+  ...AUTH_OPTIONS,
+  seeds: { type: 'string', arg: 'host:port,...', help: 'data nodes to read the configuration from (any of them)' },
+  json: { type: 'boolean', help: 'print one JSON object' },
+  'no-keys': { type: 'boolean', help: 'skip the SCAN of every master for keys outside their slots' },
+  'timeout-ms': { type: 'string', arg: 'ms', default: '5000', help: 'per-command timeout towards each server' },
+  config: { type: 'string', arg: 'file', help: 'JSON file with these settings' },
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const { options, help } = parseOptions(argv, SPEC);
+  if (help) {
+    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
+    return 0;
+  }
+  useNodeCredentials(options);
+  const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;
+  const r = await checkCluster({ seeds: seedsOption(listOption(options, 'seeds')), commandTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 1000), keys: options['no-keys'] !== true });
+  if (options.json) process.stdout.write(JSON.stringify({ epoch: r.status.epoch, findings: r.findings, scanned: r.scanned }, null, 2) + '\n');
+  else if (r.findings.length === 0) {
+    const keys = Object.values(r.scanned).reduce((a, b) => a + b, 0);
+    process.stdout.write(`epoch ${r.status.epoch}: nothing found${Object.keys(r.scanned).length ? ` (${keys} keys scanned on ${Object.keys(r.scanned).length} masters)` : ''}\n`);
+  } else {
+    process.stdout.write(`epoch ${r.status.epoch}: ${r.findings.length} finding(s)\n`);
+    for (const f of r.findings) process.stdout.write(`- [${f.kind}] ${f.message}\n${f.fix ? `    fix: ${f.fix}\n` : ''}`);
+  }
+  return r.findings.length ? 1 : 0;
+}
