@@ -9,7 +9,7 @@
  *     `--no-keys` skips it. The metadata and slots migrating right now are left out.
  */
 import { clusterStatus, ClusterStatus, StatusOptions } from './status';
-import { SlotTable, masters } from '../cluster/config';
+import { ClusterConfig, SlotTable, masters } from '../cluster/config';
 import { slotOf } from '../cluster/slot';
 import { isMetaKeyName } from '../cluster/meta-keys';
 import { adminClient, closeAll } from './create';
@@ -61,7 +61,6 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult> {
     });
   const scanned: Record<string, number> = {};
   if (o.keys !== false) {
-    const table = SlotTable.from(config);
     const names = Object.keys(config.nodes).sort();
     const clients = new Map<string, Redis>();
     try {
@@ -70,25 +69,15 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult> {
         const c = adminClient(addr, { commandTimeoutMs: o.commandTimeoutMs ?? 5000 });
         clients.set(addr, c);
         const stray = new Map<string, { slots: Set<number>; count: number; sample: string[] }>();
-        let cursor = '0';
         let n = 0;
         try {
-          do {
-            const [next, keys] = (await c.scanBuffer(cursor, 'COUNT', 1000)) as [Buffer, Buffer[]];
-            cursor = next.toString();
-            n += keys.length;
-            for (const k of keys) {
-              if (isMetaKeyName(k)) continue;
-              const slot = slotOf(k);
-              const owner = table.nodeOf(slot);
-              if (owner === me || config.migrating[String(slot)] !== undefined) continue;
-              const e = stray.get(owner) ?? { slots: new Set<number>(), count: 0, sample: [] };
-              e.slots.add(slot);
-              e.count++;
-              if (e.sample.length < (o.sample ?? 3)) e.sample.push(JSON.stringify(k.toString('utf8')));
-              stray.set(owner, e);
-            }
-          } while (cursor !== '0');
+          n = await scanStray(c, me, config, (k, slot, owner) => {
+            const e = stray.get(owner) ?? { slots: new Set<number>(), count: 0, sample: [] };
+            e.slots.add(slot);
+            e.count++;
+            if (e.sample.length < (o.sample ?? 3)) e.sample.push(JSON.stringify(k.toString('utf8')));
+            stray.set(owner, e);
+          });
         } catch (e) {
           findings.push({ kind: 'status', message: `${addr} could not be scanned: ${(e as Error).message}` });
           continue;
@@ -106,4 +95,26 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult> {
     }
   }
   return { status, findings, scanned };
+}
+
+/**
+ * SCANs one master (node `me`) and calls `onStray` for each key of a slot another node owns (the
+ * metadata and slots migrating now left out). Resolves with the number of keys scanned.
+ */
+export async function scanStray(c: Redis, me: string, config: ClusterConfig, onStray: (key: Buffer, slot: number, owner: string) => void): Promise<number> {
+  const table = SlotTable.from(config);
+  let cursor = '0';
+  let n = 0;
+  do {
+    const [next, keys] = (await c.scanBuffer(cursor, 'COUNT', 1000)) as [Buffer, Buffer[]];
+    cursor = next.toString();
+    n += keys.length;
+    for (const k of keys) {
+      if (isMetaKeyName(k)) continue;
+      const slot = slotOf(k);
+      const owner = table.nodeOf(slot);
+      if (owner !== me && config.migrating[String(slot)] === undefined) onStray(k, slot, owner);
+    }
+  } while (cursor !== '0');
+  return n;
 }

@@ -6,6 +6,7 @@ import { OptionSpec, helpText, intOption, listOption, parseOptions } from './arg
 import { AUTH_OPTIONS, useNodeCredentials } from './auth';
 import { seedsOption } from './status';
 import { checkCluster } from '../admin/check';
+import { fixCluster } from '../admin/fix';
 
 export const summary = 'find what an interrupted operation left: slots left migrating, stray keys, replicas following the wrong master';
 
@@ -39,3 +40,27 @@ export async function run(argv: string[]): Promise<number> {
   }
   return r.findings.length ? 1 : 0;
 }
+
+/** `ringside fix --seeds ... [--replace]`: repairs what check finds, where that is safe (src/admin/fix.ts). */
+export const fix = {
+  summary: 'repair what check finds where it is safe: replicas on the wrong master, slots left migrating, stray keys',
+  async run(argv: string[]): Promise<number> {
+    const spec: Record<string, OptionSpec> = {
+      ...AUTH_OPTIONS,
+      seeds: SPEC.seeds!,
+      replace: { type: 'boolean', help: 'a stray key overwrites its owner\'s copy (default: both kept and reported)' },
+      config: SPEC.config!,
+    };
+    const { options, help } = parseOptions(argv, spec);
+    if (help) {
+      process.stdout.write(helpText('ringside fix --seeds host:port[,...] [--replace]', fix.summary, spec) + '\n');
+      return 0;
+    }
+    useNodeCredentials(options);
+    const r = await fixCluster({ seeds: seedsOption(listOption(options, 'seeds')), replace: options.replace === true, onProgress: (l) => process.stdout.write(l + '\n') });
+    if (r.done.length === 0) process.stdout.write('nothing to repair\n');
+    for (const c of r.conflicts) process.stdout.write(`left for you: ${c}\n`);
+    for (const f of r.after.findings) process.stdout.write(`still found: [${f.kind}] ${f.message}\n`);
+    return r.conflicts.length || r.after.findings.length ? 1 : 0;
+  },
+};

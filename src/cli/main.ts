@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => CommandModule> = {
   log: () => require('./log') as CommandModule,
   users: () => require('./users') as CommandModule,
   check: () => require('./check') as CommandModule,
+  fix: () => (require('./check') as { fix: CommandModule }).fix,
   'add-replica': () => (require('./replicas') as { add: CommandModule }).add,
   'remove-replica': () => (require('./replicas') as { remove: CommandModule }).remove,
 };
