@@ -5,7 +5,7 @@
  * environment variables (src/cluster/credentials.ts). Passwords are never flags: a command line
  * is visible to every user of the host.
  */
-import { OptionSpec, Options, UsageError } from './args';
+import { OptionSpec, Options, UsageError, helpText, parseOptions } from './args';
 import { CredentialsError, NodeCredentials, loadCredentials, nodeCredentials } from '../cluster/credentials';
 import { NodeTlsFiles, TlsConfigError, nodeTls } from '../cluster/node-tls';
 
@@ -67,4 +67,18 @@ export function useNodeCredentials(options: Options, warn: (msg: string) => void
   const creds = readNodeCredentials(options, process.env, warn);
   nodeCredentials.set(creds);
   return creds;
+}
+
+/**
+ * The start of every command that talks to the nodes: its options parsed, `--help` printed (then
+ * null: exit 0), and the TLS setting and credentials they name applied.
+ */
+export function parseNodeCommand(argv: string[], spec: Record<string, OptionSpec>, usage: string, summary: string): { options: Options; positionals: string[] } | null {
+  const { options, positionals, help } = parseOptions(argv, spec);
+  if (help) {
+    process.stdout.write(helpText(usage, summary, spec) + '\n');
+    return null;
+  }
+  useNodeCredentials(options);
+  return { options, positionals };
 }

@@ -2,8 +2,8 @@
  * `ringside check --seeds ... [--json] [--no-keys]`: what an interrupted operation or a hand-made
  * change left (src/admin/check.ts). Exit code 0 when nothing is found, 1 otherwise.
  */
-import { OptionSpec, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 import { seedsOption } from './status';
 import { checkCluster } from '../admin/check';
 import { fixCluster } from '../admin/fix';
@@ -22,12 +22,9 @@ const SPEC: Record<string, OptionSpec> = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
-  useNodeCredentials(options);
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options } = parsed;
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;
   const r = await checkCluster({ seeds: seedsOption(listOption(options, 'seeds')), commandTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 1000), keys: options['no-keys'] !== true });
   if (options.json) process.stdout.write(JSON.stringify({ epoch: r.status.epoch, findings: r.findings, scanned: r.scanned }, null, 2) + '\n');
@@ -51,12 +48,9 @@ export const fix = {
       replace: { type: 'boolean', help: 'a stray key overwrites its owner\'s copy (default: both kept and reported)' },
       config: SPEC.config!,
     };
-    const { options, help } = parseOptions(argv, spec);
-    if (help) {
-      process.stdout.write(helpText('ringside fix --seeds host:port[,...] [--replace]', fix.summary, spec) + '\n');
-      return 0;
-    }
-    useNodeCredentials(options);
+    const parsed = parseNodeCommand(argv, spec, 'ringside fix --seeds host:port[,...] [--replace]', fix.summary);
+    if (!parsed) return 0;
+    const { options } = parsed;
     const r = await fixCluster({ seeds: seedsOption(listOption(options, 'seeds')), replace: options.replace === true, onProgress: (l) => process.stdout.write(l + '\n') });
     if (r.done.length === 0) process.stdout.write('nothing to repair\n');
     for (const c of r.conflicts) process.stdout.write(`left for you: ${c}\n`);

@@ -4,8 +4,8 @@
  */
 import { openCluster } from '../failover/connect';
 import { readErrors } from '../failover/ops';
-import { OptionSpec, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 import { seedsOption } from './status';
 
 export const summary = 'print the failure reports of the sidecars (newest first)';
@@ -22,12 +22,9 @@ const SPEC: Record<string, OptionSpec> = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
-  useNodeCredentials(options);
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options } = parsed;
   const seeds = seedsOption(listOption(options, 'seeds'));
   const count = intOption(options, 'count', 1, 100_000)!;
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;

@@ -9,8 +9,8 @@ import { isAddress } from '../cluster/config';
 import { openCluster } from '../failover/connect';
 import { SwitchProgress, SwitchResult, resumeSwitch, runSwitch } from '../failover/switch';
 import { SwitchError } from '../failover/errors';
-import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, UsageError, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 import { seedsOption } from './status';
 
 export const summary = "switch a node's master to one of its replicas (the atomic switch, on demand)";
@@ -38,12 +38,9 @@ function operator(): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
-  useNodeCredentials(options);
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('name exactly one node to fail over, e.g. `ringside failover a --seeds ...`');
   const node = positionals[0]!;
   const seeds = seedsOption(listOption(options, 'seeds'));

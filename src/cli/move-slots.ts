@@ -5,8 +5,8 @@
 import { moveSlots, parseSlotList, formatSlotList, MoveProgress } from '../admin/move-slots';
 import { SlotListError } from '../admin/errors';
 import { seedsOption } from './status';
-import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, UsageError, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 
 export const summary = 'move slots (and their keys) to another node';
 
@@ -40,12 +40,9 @@ function line(p: MoveProgress): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
-  useNodeCredentials(options);
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options } = parsed;
   const seeds = seedsOption(listOption(options, 'seeds'));
   if (typeof options.slots !== 'string' || !options.slots) throw new UsageError('--slots is required, e.g. --slots 100-200,300');
   if (typeof options.to !== 'string' || !options.to) throw new UsageError('--to is required: the name of the receiving node');

@@ -2,8 +2,8 @@
  * `ringside add-replica NODE host:port` and `ringside remove-replica NODE host:port`
  * (src/admin/replicas.ts; docs/admin.md).
  */
-import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, UsageError, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 import { seedsOption } from './status';
 import { addReplica, removeReplica } from '../admin/replicas';
 
@@ -18,13 +18,10 @@ const SPEC: Record<string, OptionSpec> = {
 function command(name: 'add-replica' | 'remove-replica', summary: string) {
   return async (argv: string[]): Promise<number> => {
     const usage = `ringside ${name} NODE host:port --seeds host:port[,...]`;
-    const { options, positionals, help } = parseOptions(argv, SPEC);
-    if (help) {
-      process.stdout.write(helpText(usage, summary, SPEC) + '\n');
-      return 0;
-    }
+    const parsed = parseNodeCommand(argv, SPEC, usage, summary);
+    if (!parsed) return 0;
+    const { options, positionals } = parsed;
     if (positionals.length !== 2) throw new UsageError(`name the node and the server: ${usage}`);
-    useNodeCredentials(options);
     const o = {
       seeds: seedsOption(listOption(options, 'seeds')),
       node: positionals[0]!,

@@ -4,8 +4,8 @@
  */
 import { isAddress } from '../cluster/config';
 import { clusterStatus, formatStatus } from '../admin/status';
-import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, UsageError, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 
 export const summary = 'show the configuration, every server, copies, migrations and live sidecars';
 
@@ -26,12 +26,9 @@ export function seedsOption(list: string[]): string[] {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
-  useNodeCredentials(options);
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options } = parsed;
   const seeds = seedsOption(listOption(options, 'seeds'));
   const timeout = intOption(options, 'timeout-ms', 50, 600_000)!;
   const status = await clusterStatus({ seeds, commandTimeoutMs: timeout, connectTimeoutMs: Math.min(timeout, 1000) });

@@ -2,8 +2,8 @@
  * `ringside users apply --seeds ... --auth-file F [--drop-other-passwords]`: the data user on
  * every server of a running cluster (src/admin/users.ts; docs/admin.md, "Credentials").
  */
-import { OptionSpec, UsageError, helpText, intOption, listOption, parseOptions } from './args';
-import { AUTH_OPTIONS, useNodeCredentials } from './auth';
+import { OptionSpec, UsageError, intOption, listOption } from './args';
+import { AUTH_OPTIONS, parseNodeCommand } from './auth';
 import { seedsOption } from './status';
 import { applyUsers } from '../admin/users';
 
@@ -20,13 +20,10 @@ const SPEC: Record<string, OptionSpec> = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { options, positionals, help } = parseOptions(argv, SPEC);
-  if (help) {
-    process.stdout.write(helpText(USAGE, summary, SPEC) + '\n');
-    return 0;
-  }
+  const parsed = parseNodeCommand(argv, SPEC, USAGE, summary);
+  if (!parsed) return 0;
+  const { options, positionals } = parsed;
   if (positionals.length !== 1 || positionals[0] !== 'apply') throw new UsageError('the one subcommand is `apply`: ringside users apply --seeds ... --auth-file F');
-  useNodeCredentials(options);
   await applyUsers({
     seeds: seedsOption(listOption(options, 'seeds')),
     dropOtherPasswords: options['drop-other-passwords'] === true,
