@@ -170,19 +170,23 @@ export class NodeConnection implements Flushable {
         this.#fail('timeout', text.nodeConnectTimeout(this.label, this.#opts.connectTimeoutMs));
     }, this.#opts.connectTimeoutMs);
     sock.once(useTls ? 'secureConnect' : 'connect', () => {
+      clearTimeout(connectTimer);
       if (this.#socket !== sock) return;
       sock.setKeepAlive(true, 10_000);
       const hs = this.#opts.handshake?.();
       if (hs && hs.replies > 0) {
-        // commands wait until the node has accepted the handshake: none may run as another user
+        // commands wait until the node has accepted the handshake: none may run as another user.
+        // Its reply is a command's reply: it gets a command's time (a busy node is not a down one)
         this.#swallow = hs.replies;
+        const ms = this.#opts.timeoutMs > 0 ? this.#opts.timeoutMs : Math.max(5000, this.#opts.connectTimeoutMs);
+        this.#connectTimer = setTimeout(() => {
+          if (this.#socket === sock && this.#state === 'connecting') this.#fail('timeout', text.nodeTimeout(this.label, ms));
+        }, ms);
         sock.write(hs.bytes);
         return;
       }
-      clearTimeout(connectTimer);
       this.#ready();
     });
-    this.#connectTimer = connectTimer;
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(connectTimer);
       if (this.#socket !== sock) return;
@@ -247,6 +251,8 @@ export class NodeConnection implements Flushable {
   }
 
   #fail(kind: NodeError['kind'], message: string): void {
+    if (this.#connectTimer) clearTimeout(this.#connectTimer);
+    this.#connectTimer = null;
     const err = new NodeError(this.address, kind, message);
     const sock = this.#socket;
     this.#socket = null;
