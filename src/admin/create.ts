@@ -59,6 +59,17 @@ async function setUpDataUser(clients: Map<string, Redis>, creds: CredentialStore
   progress(`data user "${user}" set up on ${clients.size} server(s): no access to __cluster__:* or node administration`);
 }
 
+/**
+ * What every server of a cluster needs before it replicates (create, add-replica): the data user
+ * (when `dataUser`), replication's credentials, and replication and MIGRATE over TLS when the
+ * nodes are reached with TLS.
+ */
+export async function prepareServers(clients: Map<string, Redis>, creds: CredentialStore, dataUser: boolean, progress: (line: string) => void = () => {}): Promise<void> {
+  if (dataUser) await setUpDataUser(clients, creds, progress);
+  await setReplicationAuth(clients, creds);
+  if (nodeTls.enabled) await Promise.all([...clients.values()].map((c) => c.call('CONFIG', 'SET', 'tls-replication', 'yes', 'tls-cluster', 'yes')));
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `INFO replication` as a field map. */
@@ -156,12 +167,7 @@ export async function createCluster(opts: CreateOptions): Promise<ClusterConfig>
     const highest = Math.max(0, ...copies.map((c) => (c.ok ? c.config.epoch : 0)));
     if (highest >= config.epoch) config = { ...config, epoch: highest + 1 };
 
-    const creds = opts.credentials ?? nodeCredentials;
-    if ((opts.acl ?? 'setup') === 'setup') await setUpDataUser(clients, creds, progress);
-    await setReplicationAuth(clients, creds);
-    // TLS to the nodes: replication and MIGRATE (move-slots) between them over TLS too
-    if (nodeTls.enabled)
-      await Promise.all([...clients.values()].map((c) => c.call('CONFIG', 'SET', 'tls-replication', 'yes', 'tls-cluster', 'yes')));
+    await prepareServers(clients, opts.credentials ?? nodeCredentials, (opts.acl ?? 'setup') === 'setup', progress);
     progress(`setting up replication for ${opts.shards.length} node(s)`);
     for (const s of opts.shards) {
       await clients.get(s.master)!.call('REPLICAOF', 'NO', 'ONE');

@@ -41,3 +41,13 @@ export class MigrateError extends Error {
 export class UsersError extends Error {
   override name = 'UsersError';
 }
+
+/** add-replica / remove-replica: a request the cluster cannot take (unknown node, a member already, a server with keys). */
+export class ReplicaChangeError extends Error {
+  override name = 'ReplicaChangeError';
+}
+
+/** `ringside fix` will not run now (a fail-over is under way). */
+export class FixRefusedError extends Error {
+  override name = 'FixRefusedError';
+}

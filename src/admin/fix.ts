@@ -11,11 +11,11 @@
  */
 import type Redis from 'ioredis';
 import { splitAddress, masters } from '../cluster/config';
-import { nodeCredentials } from '../cluster/credentials';
 import { clusterStatus } from './status';
 import { CheckResult, checkCluster, scanStray } from './check';
-import { moveSlots } from './move-slots';
+import { migrateAuth, moveSlots } from './move-slots';
 import { adminClient, appendLog, closeAll } from './create';
+import { FixRefusedError } from './errors';
 
 export interface FixOptions {
   seeds: string[];
@@ -32,15 +32,6 @@ export interface FixResult {
   /** what check finds afterwards */
   after: CheckResult;
 }
-
-export class FixRefusedError extends Error {
-  override name = 'FixRefusedError';
-}
-
-const migrateAuth = (): string[] => {
-  const c = nodeCredentials.get('control');
-  return !c ? [] : c.user ? ['AUTH2', c.user, c.password] : ['AUTH', c.password];
-};
 
 export async function fixCluster(o: FixOptions): Promise<FixResult> {
   const progress = o.onProgress ?? (() => {});

@@ -336,7 +336,7 @@ async function drain(
 }
 
 /** MIGRATE's AUTH/AUTH2 arguments for the target, as the control user (Redis hides them in its slow log and MONITOR). */
-function migrateAuth(): string[] {
+export function migrateAuth(): string[] {
   const c = nodeCredentials.get('control');
   if (!c) return [];
   return c.user ? ['AUTH2', c.user, c.password] : ['AUTH', c.password];

@@ -19,20 +19,14 @@
 import type Redis from 'ioredis';
 import { ClusterConfig, masters, serializeConfig, splitAddress, isAddress, parseConfig } from '../cluster/config';
 import { readCopy, writeEverywhere } from '../cluster/store';
-import { nodeCredentials, dataUserAcl } from '../cluster/credentials';
-import { nodeTls } from '../cluster/node-tls';
+import { nodeCredentials } from '../cluster/credentials';
 import { openCluster, AdminCluster } from '../failover/connect';
-import { appendLog, replicationInfo } from './create';
+import { appendLog, prepareServers, replicationInfo } from './create';
 import { leaseWaitMs } from './move-slots';
-import { ConcurrentChangeError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
+import { ConcurrentChangeError, ReplicaChangeError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
 
 /** Control clients of a configuration's masters. */
 const mastersOf = (cluster: AdminCluster, config: ClusterConfig): Map<string, Redis> => new Map(masters(config).map((a) => [a, cluster.clientFor(a)]));
-
-/** The request is not one the cluster can take (unknown node, a member already, a busy server). */
-export class ReplicaChangeError extends Error {
-  override name = 'ReplicaChangeError';
-}
 
 export interface ReplicaChangeOptions {
   seeds: string[];
@@ -103,14 +97,7 @@ export async function addReplica(o: ReplicaChangeOptions): Promise<ClusterConfig
     if (keys > 0 && !o.force) throw new ReplicaChangeError(`${o.address} holds ${keys} key(s), which REPLICAOF would replace with the master's; empty it, or use --force`);
 
     // set up as create does
-    const data = nodeCredentials.get('data');
-    if (nodeCredentials.split && data) await server.call('ACL', 'SETUSER', data.user ?? 'default', ...dataUserAcl(data.password));
-    const control = nodeCredentials.get('control');
-    if (control) {
-      await server.call('CONFIG', 'SET', 'masterauth', control.password);
-      if (control.user) await server.call('CONFIG', 'SET', 'masteruser', control.user);
-    }
-    if (nodeTls.enabled) await server.call('CONFIG', 'SET', 'tls-replication', 'yes', 'tls-cluster', 'yes');
+    await prepareServers(new Map([[o.address, server]]), nodeCredentials, true);
     const { host, port } = splitAddress(master);
     progress(`${o.address}: replicating from ${master} (node ${o.node})`);
     await server.call('REPLICAOF', host, String(port));
