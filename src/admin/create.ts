@@ -6,7 +6,7 @@
  * replication; create waits (WAIT) until they have it.
  */
 import Redis from 'ioredis';
-import { ClusterConfig, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
+import { ClusterConfig, Durability, FailoverMode, InitialShard, LOG_KEY, Timing, initialConfig, splitAddress } from '../cluster/config';
 import { ControlOptions, controlClient, readCopy, writeCopy } from '../cluster/store';
 import { AlreadyCreatedError, ConfigWriteError, ReplicationTimeoutError, UnreachableNodeError } from './errors';
 import { CredentialStore, dataUserAcl, nodeCredentials } from '../cluster/credentials';
@@ -16,6 +16,7 @@ export interface CreateOptions {
   /** One entry per node: its master and replica addresses ("host:port"). */
   shards: InitialShard[];
   failover?: FailoverMode;
+  durability?: Durability;
   timing?: Partial<Timing>;
   /** Overwrite configurations the servers already hold (the new epoch is above theirs). */
   force?: boolean;
@@ -139,7 +140,7 @@ export function adminClient(address: string, opts: ControlOptions = {}): Redis {
 export async function createCluster(opts: CreateOptions): Promise<ClusterConfig> {
   const progress = opts.onProgress ?? (() => {});
   // Validates the shape first: bad or repeated addresses fail before anything is touched.
-  let config = initialConfig(opts.shards, { failover: opts.failover, timing: opts.timing });
+  let config = initialConfig(opts.shards, { failover: opts.failover, timing: opts.timing, durability: opts.durability });
   const masterAddrs = opts.shards.map((s) => s.master);
   const all = opts.shards.flatMap((s) => [s.master, ...s.replicas]);
   const clients = new Map<string, Redis>(all.map((a) => [a, adminClient(a, { commandTimeoutMs: 5000 })]));

@@ -19,6 +19,7 @@ const SPEC: Record<string, OptionSpec> = {
   masters: { type: 'string', arg: 'a,b,c', help: 'simple form: the masters, one node each' },
   replicas: { type: 'string', arg: 'x,y,z', help: 'simple form: replica i follows master i' },
   failover: { type: 'string', arg: 'auto|manual', default: 'auto', help: 'who starts a fail-over: the sidecars (auto) or an operator' },
+  durability: { type: 'string', arg: 'async|replica', default: 'async', help: 'when a write is acknowledged: once its master ran it (async), or once every replica of that master also holds it (replica: no acknowledged write is lost in a fail-over; a shard with a replica down refuses writes). docs/failover.md' },
   'check-ms': { type: 'string', arg: 'ms', help: 'how often sidecars confirm the configuration version (default 10000)' },
   'lease-ms': { type: 'string', arg: 'ms', help: 'how long a confirmed configuration is trusted (default 15000)' },
   'down-after-ms': { type: 'string', arg: 'ms', help: 'how long a node must fail before a sidecar votes (default 3000)' },
@@ -77,7 +78,7 @@ export function shardsFrom(shardFlags: string[], options: Options): InitialShard
 }
 
 export function describeConfig(c: ClusterConfig): string {
-  const lines = [`cluster created: epoch ${c.epoch}, failover ${c.failover}, check ${c.timing.checkMs} ms, lease ${c.timing.leaseMs} ms, down after ${c.timing.downAfterMs} ms`];
+  const lines = [`cluster created: epoch ${c.epoch}, failover ${c.failover}, durability ${c.durability}, check ${c.timing.checkMs} ms, lease ${c.timing.leaseMs} ms, down after ${c.timing.downAfterMs} ms`];
   for (const name of Object.keys(c.nodes).sort()) {
     const n = c.nodes[name]!;
     const slots = c.slots.filter((r) => r[2] === name).map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`));
@@ -120,8 +121,9 @@ export async function run(argv: string[]): Promise<number> {
     if (v !== undefined) timing[key] = v;
   }
   const failover = choiceOption(options, 'failover', ['auto', 'manual'] as const);
+  const durability = choiceOption(options, 'durability', ['async', 'replica'] as const);
   try {
-    initialConfig(shards, { failover, timing }); // an operator's mistake (same address twice, lease <= check) is a usage error
+    initialConfig(shards, { failover, timing, durability }); // an operator's mistake (same address twice, lease <= check) is a usage error
   } catch (e) {
     if (e instanceof ConfigError) throw new UsageError(e.message);
     throw e;
@@ -129,6 +131,7 @@ export async function run(argv: string[]): Promise<number> {
   const config = await createCluster({
     shards,
     failover,
+    durability,
     timing,
     force: options.force === true,
     acl,

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { SLOT_COUNT } from './slot';
 import { ConfigError } from './errors';
 
-export { META_PREFIX, CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, LOG_KEY, votesKey, electionKey } from './meta-keys';
+export { META_PREFIX, CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, LOG_KEY, votesKey, electionKey, demoteKey } from './meta-keys';
 
 export interface NodeSpec {
   master: string;
@@ -31,6 +31,12 @@ export interface Timing {
   downAfterMs: number;
 }
 export type FailoverMode = 'auto' | 'manual';
+/**
+ * When a write is acknowledged to the app (docs/failover.md, "Durability"): `async` as soon as its
+ * master ran it (Redis's own behaviour; a fail-over may lose the last instant of writes), `replica`
+ * once a replica also holds it (no acknowledged write lost; a shard with no replica refuses writes).
+ */
+export type Durability = 'async' | 'replica';
 
 export interface ClusterConfig {
   epoch: number;
@@ -41,6 +47,7 @@ export interface ClusterConfig {
   switching: Switching | null;
   failover: FailoverMode;
   timing: Timing;
+  durability: Durability;
 }
 
 export const DEFAULT_TIMING: Timing = { checkMs: 10_000, leaseMs: 15_000, downAfterMs: 3_000 };
@@ -131,6 +138,8 @@ export function validateConfig(doc: unknown): ClusterConfig {
     }
   }
   if (timing.leaseMs <= timing.checkMs) fail('timing.leaseMs must be longer than timing.checkMs');
+  const durability = d.durability ?? 'async';
+  if (durability !== 'async' && durability !== 'replica') fail('durability must be "async" or "replica"');
   return {
     epoch: d.epoch as number,
     hash: 'sha1-10',
@@ -140,6 +149,7 @@ export function validateConfig(doc: unknown): ClusterConfig {
     switching: sw as Switching | null,
     failover,
     timing,
+    durability,
   };
 }
 
@@ -169,6 +179,8 @@ export function serializeConfig(c: ClusterConfig): string {
     switching: c.switching ? { node: c.switching.node, to: c.switching.to, from: c.switching.from, since: c.switching.since, by: c.switching.by } : null,
     failover: c.failover,
     timing: { checkMs: c.timing.checkMs, leaseMs: c.timing.leaseMs, downAfterMs: c.timing.downAfterMs },
+    // written only when not the default, so the bytes (and versions) of existing configurations stay the same
+    ...(c.durability === 'replica' ? { durability: c.durability } : {}),
   });
 }
 
@@ -217,7 +229,7 @@ export interface InitialShard {
   replicas: string[];
 }
 
-export function initialConfig(shards: InitialShard[], opts: { failover?: FailoverMode; timing?: Partial<Timing> } = {}): ClusterConfig {
+export function initialConfig(shards: InitialShard[], opts: { failover?: FailoverMode; timing?: Partial<Timing>; durability?: Durability } = {}): ClusterConfig {
   const names = shards.map((_, i) => nodeName(i));
   const nodes: Record<string, NodeSpec> = {};
   shards.forEach((s, i) => (nodes[names[i]!] = { master: s.master, replicas: [...s.replicas] }));
@@ -230,6 +242,7 @@ export function initialConfig(shards: InitialShard[], opts: { failover?: Failove
     switching: null,
     failover: opts.failover ?? 'auto',
     timing: { ...DEFAULT_TIMING, ...opts.timing },
+    durability: opts.durability ?? 'async',
   });
 }
 

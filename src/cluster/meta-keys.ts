@@ -18,6 +18,8 @@ export const LOG_KEY = '__cluster__:log';
 export const WAIT_FENCE_KEY = '__cluster__:wait-fence';
 export const votesKey = (node: string): string => `__cluster__:votes:${node}`;
 export const electionKey = (node: string): string => `__cluster__:election:${node}`;
+/** taken (SET NX PX, on the node's master) by the one sidecar that demotes a returning old master */
+export const demoteKey = (node: string): string => `__cluster__:demote:${node}`;
 
 /** Whether bytes [s, e) of `buf` are a metadata key name (no string is made). */
 export function isMetaKey(buf: Buffer, s: number, e: number): boolean {
@@ -37,6 +39,6 @@ export function namesMeta(text: Buffer): boolean {
 /** Every metadata key a node may hold for a configuration with these node names. */
 export function metaKeysFor(nodeNames: readonly string[]): string[] {
   const keys = [CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, SIDECARS_INFO_KEY, LOG_KEY, WAIT_FENCE_KEY];
-  for (const n of nodeNames) keys.push(votesKey(n), electionKey(n));
+  for (const n of nodeNames) keys.push(votesKey(n), electionKey(n), demoteKey(n));
   return keys;
 }

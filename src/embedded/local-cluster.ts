@@ -2,7 +2,7 @@
  * A whole cluster of local `redis-server` processes: N masters with R replicas each, created
  * with `createCluster`. Used by `ringside demo` and by the integration tests.
  */
-import { ClusterConfig, FailoverMode, Timing } from '../cluster/config';
+import { ClusterConfig, Durability, FailoverMode, Timing } from '../cluster/config';
 import { createCluster } from '../admin/create';
 import { RedisProcess } from './redis-process';
 import { Credential, NodeCredentials, nodeCredentials } from '../cluster/credentials';
@@ -26,6 +26,7 @@ export interface LocalClusterOptions {
   basePort?: number;
   timing?: Partial<Timing>;
   failover?: FailoverMode;
+  durability?: Durability;
   /** Extra `redis-server` arguments for every process. */
   redisArgs?: string[];
   /**
@@ -93,6 +94,7 @@ export class LocalCluster {
         shards: shards.map((s) => ({ master: s.master.address, replicas: s.replicas.map((r) => r.address) })),
         timing: opts.timing,
         failover: opts.failover,
+        durability: opts.durability,
       });
       return new LocalCluster(shards, config);
     } catch (e) {

@@ -9,6 +9,7 @@ import {
   ClusterConfig,
   ERRORS_KEY,
   SIDECARS_KEY,
+  demoteKey,
   majority,
   masters as mastersOf,
   votesKey,
@@ -32,6 +33,12 @@ export interface FailoverAgentOptions {
   getConfig(): ClusterConfig | null;
   /** a shared control client per address */
   client(address: string): Redis;
+  /**
+   * Makes a connection of the agent's own for probing a master (default: probes share `client`).
+   * A probe that fails closes it and the next probe dials afresh, so TCP's retransmission back-off
+   * on a connection that lived through a cut cannot stretch a short outage past `downAfterMs`.
+   */
+  probeClient?(address: string, timeoutMs: number): Redis;
   /** loop period (default downAfterMs / 4, between 50 and 1000 ms) */
   intervalMs?: number;
   /** PING bound (default downAfterMs / 2, between 50 and 1000 ms) */
@@ -123,6 +130,7 @@ export class FailoverAgent {
     await this.#round;
     await this.#demoting;
     await Promise.all(this.#leading.values());
+    for (const a of [...this.#probes.keys()]) this.#dropProber(a);
   }
 
   /** One round now (tests and the loop). */
@@ -184,6 +192,24 @@ export class FailoverAgent {
     return AUTH_REFUSED;
   }
 
+  /** the agent's own probe connections (with `probeClient`), dropped after a failed probe */
+  #probes = new Map<string, Redis>();
+
+  #prober(address: string, timeoutMs: number): Redis {
+    if (!this.#o.probeClient) return this.#o.client(address);
+    let c = this.#probes.get(address);
+    if (!c) this.#probes.set(address, (c = this.#o.probeClient(address, timeoutMs)));
+    return c;
+  }
+
+  /** After a failed probe: the next one dials a new connection (no inherited TCP back-off). */
+  #dropProber(address: string): void {
+    const c = this.#probes.get(address);
+    if (!c) return;
+    this.#probes.delete(address);
+    c.disconnect();
+  }
+
   async #doRound(): Promise<void> {
     const config = this.#o.getConfig();
     if (!config) return;
@@ -198,18 +224,22 @@ export class FailoverAgent {
     const replies = await Promise.all(
       masters.map(async (m) => {
         try {
-          const p = this.#o.client(m).pipeline().ping();
+          const p = this.#prober(m, probeMs).pipeline().ping();
           for (const n of nodes) p.hgetall(votesKey(n));
           p.zrangebyscore(SIDECARS_KEY, liveSince, '+inf');
           const res = await within(p.exec(), probeMs, `PING ${m}`);
           // a node that refuses our credentials answered: it is up, and we know nothing more
           if (res && res[0]![0] && isAuthFailure(res[0]![0])) return this.#authRefused(m, res[0]![0].message);
           // a node busy with a long script (or function) answers -BUSY: it is up, not a reason to vote
-          if (!res || (res[0]![0] && !/^BUSY/.test(res[0]![0].message))) return null;
+          if (!res || (res[0]![0] && !/^BUSY/.test(res[0]![0].message))) {
+            this.#dropProber(m);
+            return null;
+          }
           this.#authRefusedBy.delete(m);
           return res.map(([e, v]) => (e ? null : v));
         } catch (e) {
           if (isAuthFailure(e)) return this.#authRefused(m, (e as Error).message);
+          this.#dropProber(m);
           return null;
         }
       }),
@@ -390,6 +420,15 @@ export class FailoverAgent {
       const spec = best.config.nodes[node];
       if (!spec || !spec.replicas.includes(address)) continue;
       try {
+        // one demotion per returning master: the sidecars that found it race for a short lock on
+        // the node's master; the others leave it (their next pass finds it a replica)
+        const ttl = Math.max(2000, 2 * best.config.timing.checkMs);
+        const took = await within(this.#o.client(spec.master).set(demoteKey(node), `${this.#o.id}:${address}`, 'PX', ttl, 'NX'), 1000, `SET NX ${demoteKey(node)}`);
+        if (took !== 'OK') {
+          logger.debug('failover-demote-left', { node, address, why: 'another sidecar is demoting it' });
+          continue;
+        }
+        if ((await replication(this.#o.client(address), 1000)).role !== 'master') continue;
         await replicaOf(this.#o.client(address), spec.master, 2000);
         this.#demotions++;
         logger.warn('failover-demoted', { node, address, master: spec.master });

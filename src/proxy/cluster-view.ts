@@ -29,6 +29,9 @@ import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
 import { Stats } from '../observe/stats';
 import { logger } from '../observe/log';
 
+/** how long the other masters may still answer a reload once a majority has (as the switch's quorum calls) */
+const RELOAD_GRACE_MS = 30;
+
 
 /**
  * Check-in trim (KEYS: sidecars zset, sidecars info hash; ARGV: oldest score kept). Removes the
@@ -301,13 +304,14 @@ export class ClusterView {
   async #loadFrom(addresses: string[], reason: string): Promise<NodeCopy[]> {
     const sentAt = this.#now();
     const seen = new Set<string>(addresses);
-    let copies = await Promise.all([...seen].map((a) => readCopy(this.client(a), a)));
+    // before any configuration (start-up: the seeds may be anything) every seed is waited for
+    let copies = await this.#readMajority([...seen], this.#routing === null);
     let best = newest(copies);
     // the masters of the newest copy are the authority: read those we have not read yet
     if (best) {
       const more = mastersOf(best.config).filter((m) => !seen.has(m));
       if (more.length) {
-        copies = copies.concat(await Promise.all(more.map((a) => readCopy(this.client(a), a))));
+        copies = copies.concat(await this.#readMajority(more));
         best = newest(copies);
       }
     }
@@ -379,6 +383,39 @@ export class ClusterView {
     ]);
     if (agree >= majority(masters.size) && this.#routing === r) this.#confirm(sentAt);
     return copies;
+  }
+
+  /**
+   * Reads the copies of `addresses`, returning once a majority of them answered and the others had
+   * a short grace (or all answered, or the call bound ran out): a cut-off or stopped master must
+   * not hold up a reload, or the lease of every sidecar lapses while it waits (issue 23: a
+   * cluster-wide CLUSTERDOWN during each election). A copy not in yet counts as unreachable this
+   * time; the next round that sees its version differ reads it again.
+   */
+  async #readMajority(addresses: string[], all = false): Promise<NodeCopy[]> {
+    const copies: Array<NodeCopy | null> = addresses.map(() => null);
+    const need = all ? addresses.length : majority(addresses.length);
+    await new Promise<void>((done) => {
+      let answered = 0;
+      let settled = 0;
+      let grace: NodeJS.Timeout | null = null;
+      const bound = setTimeout(finish, Math.max(200, Math.min(2000, this.checkMs)) + 100);
+      function finish(): void {
+        clearTimeout(bound);
+        if (grace) clearTimeout(grace);
+        done();
+      }
+      addresses.forEach((a, i) => {
+        void readCopy(this.client(a), a).then((c) => {
+          copies[i] = c;
+          settled++;
+          if (c.ok || c.reachable) answered++;
+          if (settled === addresses.length) finish();
+          else if (answered >= need && !grace) grace = setTimeout(finish, RELOAD_GRACE_MS);
+        });
+      });
+    });
+    return copies.map((c, i) => c ?? { address: addresses[i]!, ok: false, reachable: false, reason: 'no answer yet (the reload went on with a majority)' });
   }
 
   #adopt(config: ClusterConfig, text: string, version: string, reason: string): void {

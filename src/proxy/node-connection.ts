@@ -25,12 +25,10 @@ import type { Histogram } from '../observe/stats';
 import { SocketWriter, onread, readDirect } from './io';
 import * as text from './replies';
 import { NodeError } from './errors';
+import { Durability, Pending, WaitGroup, isWriteCommand } from './durability';
 export { NodeError } from './errors';
 
-export interface Pending {
-  onReply(buf: Buffer, start: number, end: number, type: number): void;
-  onError(err: NodeError): void;
-}
+export type { Pending } from './durability';
 
 export interface NodeConnectionOptions {
   /** a command unanswered this long fails the connection; 0 = never (dedicated blocking links) */
@@ -75,6 +73,9 @@ export class NodeConnection implements Flushable {
   #lastError: NodeError | null = null;
   #timer: NodeJS.Timeout | null = null;
   #swallow = 0;
+  #durable: Durability | null = null;
+  /** the writes queued since the last flush, awaiting their WAIT */
+  #group: WaitGroup | null = null;
 
   constructor(address: string, opts: NodeConnectionOptions) {
     this.address = address;
@@ -111,8 +112,25 @@ export class NodeConnection implements Flushable {
     return this.#state === 'down' && Date.now() < this.#retryAt;
   }
 
+  /**
+   * Durable mode (durability.ts): the replies of writes are held until a WAIT that follows them
+   * in the same flush confirms a replica. null (the default): nothing is held.
+   */
+  setDurability(d: Durability | null): void {
+    this.#durable = d;
+  }
+
   /** Queues `buf[start, end)` (one or more whole commands) and the entry awaiting its reply. */
   send(buf: Buffer, start: number, end: number, p: Pending): void {
+    this.#enqueue(buf, start, end, p, 1);
+  }
+
+  /** Queues several commands whose replies are all handled by `p` (one onReply per reply). */
+  sendMany(buf: Buffer, p: Pending, replies: number): void {
+    this.#enqueue(buf, 0, buf.length, p, replies);
+  }
+
+  #enqueue(buf: Buffer, start: number, end: number, p: Pending, replies: number): void {
     if (this.#state !== 'ready') {
       if (this.#state === 'closed') {
         p.onError(new NodeError(this.address, 'closed', text.nodeConnectionLost(this.label, 'was closed')));
@@ -124,19 +142,24 @@ export class NodeConnection implements Flushable {
       }
       if (this.#state !== 'connecting') this.#connect();
     }
-    this.#pending.push(p);
+    if (this.#durable !== null && isWriteCommand(buf, start, end)) {
+      const g = (this.#group ??= new WaitGroup(this.#durable, this.label));
+      for (let i = 0; i < replies; i++) this.#pending.push(g.hold(p));
+    } else for (let i = 0; i < replies; i++) this.#pending.push(p);
     this.#out.add(buf, start, end);
     if (this.#state === 'ready') markDirty(this);
   }
 
-  /** Queues several commands whose replies are all handled by `p` (one onReply per reply). */
-  sendMany(buf: Buffer, p: Pending, replies: number): void {
-    for (let i = 0; i < replies - 1; i++) this.#pending.push(p);
-    this.send(buf, 0, buf.length, p);
-  }
-
   flush(): void {
     if (this.#state !== 'ready' || this.#out.empty || !this.#socket) return;
+    const g = this.#group;
+    if (g !== null) {
+      // one WAIT per flushed batch that holds a write, right behind it
+      this.#group = null;
+      const w = g.bytes();
+      this.#out.add(w, 0, w.length);
+      this.#pending.push(g);
+    }
     const n = this.#out.bytes;
     if (this.#opts.timeoutMs > 0) {
       this.#writtenAt.push(Date.now());
@@ -261,6 +284,7 @@ export class NodeConnection implements Flushable {
     this.#state = this.#state === 'closed' ? 'closed' : 'down';
     this.#retryAt = Date.now() + this.#opts.retryDelayMs;
     this.#out.clear();
+    this.#group = null;
     this.#writtenAt.drain();
     this.#writtenUpTo.drain();
     this.#answered = 0;

@@ -5,6 +5,7 @@
  * and closed by their owner.
  */
 import { NodeConnection, NodeConnectionOptions, NodeError } from './node-connection';
+import type { Durability } from './durability';
 import { Stats } from '../observe/stats';
 import { CredentialStore, Role, authCommand, authFailure, nodeCredentials } from '../cluster/credentials';
 
@@ -71,7 +72,11 @@ export class Pool {
     let e = this.#conns.get(key);
     if (!e) {
       e = { list: [] };
-      for (let i = 0; i < this.#opts.per; i++) e.list.push(new NodeConnection(address, this.connectionOptions(address, false, proto, 'data')));
+      for (let i = 0; i < this.#opts.per; i++) {
+        const c = new NodeConnection(address, this.connectionOptions(address, false, proto, 'data'));
+        c.setDurability(this.#durableFor(address, false));
+        e.list.push(c);
+      }
       this.#conns.set(key, e);
     }
     if (e.list.length === 1) return e.list[0]!;
@@ -88,7 +93,9 @@ export class Pool {
     const key = address + (proto === 3 ? '#3c' : '#c');
     let e = this.#conns.get(key);
     if (!e) {
-      e = { list: [new NodeConnection(address, this.connectionOptions(address, false, proto, 'control'))] };
+      const c = new NodeConnection(address, this.connectionOptions(address, false, proto, 'control'));
+      c.setDurability(this.#durableFor(address, false));
+      e = { list: [c] };
       this.#conns.set(key, e);
     }
     return e.list[0]!;
@@ -97,8 +104,31 @@ export class Pool {
   /** A new connection owned by the caller (closed by it, or by a fence). */
   dedicated(address: string, proto: Proto = 2): NodeConnection {
     const c = new NodeConnection(address, this.connectionOptions(address, true, proto));
+    c.setDurability(this.#durableFor(address, true));
     this.#dedicated.add(c);
     return c;
+  }
+
+  /** per master, how many replicas must confirm its writes (durability "replica"), or null */
+  #durableMasters: Map<string, number> | null = null;
+
+  #durableFor(address: string, dedicated: boolean): Durability | null {
+    const replicas = this.#durableMasters?.get(address);
+    if (replicas === undefined) return null;
+    // WAIT's own bound stays under the command timeout, so a late replica fails the writes, not the connection
+    const waitMs = dedicated || this.#opts.timeoutMs <= 0 ? 1000 : Math.max(50, Math.min(1000, Math.floor(this.#opts.timeoutMs / 3)));
+    return { replicas, waitMs };
+  }
+
+  /**
+   * Durable mode on (each master with the number of replicas that must confirm) or off (null), on
+   * every connection now open and every one made later. Replicas never get a WAIT (they refuse it,
+   * and nothing is written there).
+   */
+  setDurability(masters: Map<string, number> | null): void {
+    this.#durableMasters = masters;
+    for (const e of this.#conns.values()) for (const c of e.list) c.setDurability(this.#durableFor(c.address, false));
+    for (const c of this.#dedicated) c.setDurability(this.#durableFor(c.address, true));
   }
 
   /**

@@ -92,6 +92,8 @@ export const MIGRATING_SPLIT = 'TRYAGAIN ringside: the keys of a migrating slot 
 // a node connection's failures (NodeError messages)
 export const nodeMalformed = (node: string, msg: string): string => `ERR ringside: ${node} sent a malformed reply (${msg})`;
 export const nodeConnectTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not accept a connection within ${ms} ms`;
+export const noReplicas = (node: string, replicas: number, ms: number, got: string): string =>
+  `NOREPLICAS ringside: the write ran on ${node}, but ${replicas === 1 ? 'no replica' : `fewer than ${replicas} replicas`} confirmed it within ${ms} ms (${got}; durability "replica"); it may or may not be kept`;
 export const nodeTimeout = (node: string, ms: number): string => `ERR ringside: ${node} did not answer within ${ms} ms; the command may or may not have run`;
 export const nodeTlsFailed = (node: string, why: string): string => `ERR ringside: TLS to ${node} failed (${why})`;
 export const nodeUnreachable = (node: string, why: string): string => `ERR ringside: ${node} is unreachable (${why})`;

@@ -29,6 +29,7 @@ import type { PoolOptions } from './pool';
 import { ListenError } from './errors';
 import { ClientAuth, ClientUsers } from './client-auth';
 import { nodeTls } from '../cluster/node-tls';
+import { controlClient } from '../cluster/store';
 export { ListenError } from './errors';
 
 const VERSION: string = require('../../../package.json').version;
@@ -192,6 +193,13 @@ export class Sidecar implements SidecarContext {
     this.pool = new Pool(this.#poolOpts);
     this.view.onChange((r, previous) => {
       this.pool.retain(new Set(Object.values(r.config.nodes).flatMap((n) => [n.master, ...n.replicas])));
+      if (r.config.durability === 'replica' || previous?.config.durability === 'replica') {
+        // every replica the configuration lists holds an acknowledged write: whichever is promoted has it
+        this.pool.setDurability(
+          r.config.durability === 'replica' ? new Map(Object.values(r.config.nodes).map((n) => [n.master, Math.max(1, n.replicas.length)])) : null,
+        );
+        if (r.config.durability !== (previous?.config.durability ?? 'async')) logger.info('durability', { mode: r.config.durability });
+      }
       // a switch of master began: nothing more to or from the old master
       const sw = r.config.switching;
       if (sw && previous?.config.switching?.from !== sw.from) {
@@ -206,6 +214,7 @@ export class Sidecar implements SidecarContext {
         stats: this.stats,
         getConfig: () => this.view.routing?.config ?? null,
         client: (a) => this.view.client(a),
+        probeClient: (a, ms) => controlClient(a, { connectTimeoutMs: ms, commandTimeoutMs: ms }),
       });
     }
   }

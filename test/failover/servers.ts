@@ -21,7 +21,7 @@ export interface Cluster {
 
 export async function startCluster(
   t: Teardown,
-  opts: { masters?: number; replicasPerMaster?: number; timing?: Partial<Timing>; failover?: FailoverMode; credentials?: NodeCredentials; tls?: { certFile: string; keyFile: string; caFile: string } } = {},
+  opts: { masters?: number; replicasPerMaster?: number; timing?: Partial<Timing>; failover?: FailoverMode; durability?: 'async' | 'replica'; credentials?: NodeCredentials; tls?: { certFile: string; keyFile: string; caFile: string } } = {},
 ): Promise<Cluster> {
   const local = await startLocal(t, opts);
   const clients = new Map<string, Redis>();
