@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes sure redis-server and redis-cli (with --test also systemd-analyze, with --bench nutcracker)
+# Makes sure redis-server and redis-cli (with --test also systemd-analyze, ip and nft, with --bench nutcracker)
 # are on this machine.
 # Installs them from the distribution's packages when run as root with apt-get; otherwise says
 # exactly what to run.
@@ -12,6 +12,9 @@ command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
 # compatibility tests run through the sidecar (test/compat/)
 if [ "${1:-}" = "--test" ]; then
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  # the partition tests (test/partition): hosts as network namespaces, cuts and loss with nftables
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  command -v nft >/dev/null 2>&1 || need+=(nftables)
   if [ -x /usr/bin/python3 ] || command -v apt-get >/dev/null 2>&1; then
     /usr/bin/python3 -c 'import celery, redis, rq' >/dev/null 2>&1 || need+=(python3-celery python3-redis python3-rq)
   fi

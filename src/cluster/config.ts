@@ -24,6 +24,11 @@ export interface Switching {
   from: string;
   since: number;
   by: string;
+  /**
+   * Led on suspicions, before the votes (docs/failover.md, "Starting early"): the promotion waits
+   * for a majority of votes, and a leader that takes over rolls back if the old master answers.
+   */
+  early?: true;
 }
 export interface Timing {
   checkMs: number;
@@ -126,6 +131,7 @@ export function validateConfig(doc: unknown): ClusterConfig {
     if (typeof s !== 'object' || typeof s.node !== 'string' || !(s.node in nodes)) fail('switching names an unknown node');
     if (!isAddress(s.to) || !isAddress(s.from)) fail('switching has bad addresses');
     if (!isInt(s.since, 0, Number.MAX_SAFE_INTEGER) || typeof s.by !== 'string') fail('switching has bad since/by');
+    if (s.early !== undefined && s.early !== true) fail('switching.early must be true when present');
   }
   const failover = d.failover ?? 'auto';
   if (failover !== 'auto' && failover !== 'manual') fail(`failover must be "auto" or "manual"`);
@@ -176,7 +182,9 @@ export function serializeConfig(c: ClusterConfig): string {
     nodes,
     slots: compactSlots(c.slots),
     migrating,
-    switching: c.switching ? { node: c.switching.node, to: c.switching.to, from: c.switching.from, since: c.switching.since, by: c.switching.by } : null,
+    switching: c.switching
+      ? { node: c.switching.node, to: c.switching.to, from: c.switching.from, since: c.switching.since, by: c.switching.by, ...(c.switching.early ? { early: true } : {}) }
+      : null,
     failover: c.failover,
     timing: { checkMs: c.timing.checkMs, leaseMs: c.timing.leaseMs, downAfterMs: c.timing.downAfterMs },
     // written only when not the default, so the bytes (and versions) of existing configurations stay the same

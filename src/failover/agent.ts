@@ -17,7 +17,7 @@ import {
 import { NodeCopy, isAuthFailure, newest, readCopy } from '../cluster/store';
 import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
-import { Action, Election, LeadOutcome, NodeStatus, voteFreshMs } from './election';
+import { Action, Election, LeadOutcome, NodeStatus, suspicionField, voteFreshMs } from './election';
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { SwitchResult, resumeSwitch, runSwitch } from './switch';
 import { LockNotTakenError, NotSwitchableError } from './errors';
@@ -49,6 +49,8 @@ export interface FailoverAgentOptions {
   reportIntervalMs?: number;
   /** jitter source for the backoff */
   random?: () => number;
+  /** the switch this sidecar leads wrote a configuration (the hint, the final one, a roll-back): adopt it now */
+  onConfigWritten?(): void;
   /** passed to runSwitch / resumeSwitch (tests shorten the margin) */
   switchOptions?: { marginMs?: number; catchUpMs?: number; callTimeoutMs?: number };
 }
@@ -71,6 +73,9 @@ export interface AgentStatus {
   electionsCompleted: number;
   demotions: number;
 }
+
+/** deletes a key only when it holds the caller's value (the demotion lock) */
+const RELEASE_IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** a probe the node answered by refusing our credentials: up, but nothing read */
 const AUTH_REFUSED = Symbol('auth-refused');
@@ -217,7 +222,9 @@ export class FailoverAgent {
     const now = this.#now();
     const nodes = Object.keys(config.nodes).sort();
     const masters = nodes.map((n) => config.nodes[n]!.master);
-    const probeMs = this.#o.probeTimeoutMs ?? clamp(t.downAfterMs / 2, 50, 1000);
+    // a round lasts as long as its slowest probe: bounded by the round's own period, so that a
+    // node that stopped answering does not slow the rounds that count the votes about it
+    const probeMs = this.#o.probeTimeoutMs ?? clamp(t.downAfterMs / 4, 50, 1000);
 
     // Own probes, and in the same round trip the votes and the live sidecars.
     const liveSince = now - 2 * t.leaseMs;
@@ -319,8 +326,16 @@ export class FailoverAgent {
         }
         return;
       }
+      case 'suspect': {
+        const at = this.#now();
+        const done = await this.#onOthers(config, a.address, (c) =>
+          c.multi().hset(votesKey(a.node), suspicionField(this.#o.id), String(at)).pexpire(votesKey(a.node), voteFreshMs(t)).exec(),
+        );
+        if (!a.refresh) logger.info('failover-suspect', { node: a.node, address: a.address, masters: done });
+        return;
+      }
       case 'withdraw-vote': {
-        const done = await this.#onOthers(config, null, (c) => c.hdel(votesKey(a.node), this.#o.id));
+        const done = await this.#onOthers(config, null, (c) => c.hdel(votesKey(a.node), this.#o.id, suspicionField(this.#o.id)));
         logger.info('failover-vote-withdrawn', { node: a.node, address: a.address, masters: done });
         return;
       }
@@ -338,7 +353,7 @@ export class FailoverAgent {
   async #onOthers(config: ClusterConfig, except: string | null, fn: (c: Redis) => Promise<unknown>): Promise<number> {
     let done = 0;
     // bounded like a probe: a master that stopped answering since the last round must not hold up this one
-    const bound = this.#o.probeTimeoutMs ?? clamp(config.timing.downAfterMs / 2, 50, 1000);
+    const bound = this.#o.probeTimeoutMs ?? clamp(config.timing.downAfterMs / 4, 50, 1000);
     await Promise.all(
       this.#others(config, except ?? '').map(async ([, c]) => {
         try {
@@ -361,8 +376,10 @@ export class FailoverAgent {
       clientFor: (addr: string) => this.#o.client(addr),
       now: this.#now,
       ...this.#o.switchOptions,
+      oldMasterAnswers: () => this.#election.confirmation(a.node)?.phase === 'up',
       onProgress: (p: { step: string; message: string }) => {
         if (p.step === 'config') this.#o.stats.electionsLed++;
+        if (p.step === 'hint' || p.step === 'final' || p.step === 'rollback') this.#o.onConfigWritten?.();
         logger.info('failover-step', { node: a.node, step: p.step, message: p.message });
       },
     };
@@ -371,8 +388,15 @@ export class FailoverAgent {
     try {
       let res: SwitchResult;
       if (a.resume) res = await resumeSwitch(common);
+      else if (a.early)
+        res = await runSwitch({
+          ...common,
+          node: a.node,
+          reason: `suspected by ${a.votes}/${a.needed}`,
+          early: { abandon: () => this.#election.confirmation(a.node)?.phase === 'up', confirm: () => this.#confirmVotes(config, a.node) },
+        });
       else res = await runSwitch({ ...common, node: a.node, reason: `votes ${a.votes}/${a.needed}` });
-      outcome = res.outcome === 'moot' ? 'moot' : 'completed';
+      outcome = res.outcome === 'moot' ? 'moot' : res.outcome === 'rolled-back' ? 'rolled-back' : 'completed';
       if (res.outcome !== 'moot') this.#o.stats.electionsCompleted++;
       detail = `${res.outcome}: ${res.node} ${res.from} → ${res.to} (epoch ${res.epoch})`;
       logger.warn('failover-done', { node: a.node, outcome: res.outcome, from: res.from, to: res.to, epoch: res.epoch });
@@ -383,6 +407,23 @@ export class FailoverAgent {
     }
     this.#election.leadResult(a.node, outcome);
     this.#lastElection = { node: a.node, outcome, at: this.#now(), detail };
+  }
+
+  /**
+   * An early lead (started on suspicions) after its lease wait: resolves with the reason it may
+   * promote — a majority of fresh votes — or null to roll back: this sidecar's own probes reach
+   * the node again, or the votes did not come within downAfterMs and two rounds.
+   */
+  async #confirmVotes(config: ClusterConfig, node: string): Promise<string | null> {
+    const t = config.timing;
+    const deadline = this.#now() + t.downAfterMs + 2 * this.#interval(config);
+    for (;;) {
+      const c = this.#election.confirmation(node);
+      if (!c || c.phase === 'up') return null;
+      if (c.votes >= c.needed) return `votes ${c.votes}/${c.needed}`;
+      if (this.#now() > deadline) return null;
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
 
   /**
@@ -439,6 +480,8 @@ export class FailoverAgent {
         );
       } catch (e) {
         logger.warn('failover-demote-failed', { node, address, error: (e as Error).message });
+        // let the next pass (of any sidecar) try again at once, rather than after the lock's TTL
+        void within(this.#o.client(spec.master).eval(RELEASE_IF_OURS, 1, demoteKey(node), `${this.#o.id}:${address}`), 1000).catch(() => {});
       }
     }
   }

@@ -44,10 +44,20 @@ export type Action =
   | { kind: 'report'; node: string; address: string }
   /** record (or refresh, when `refresh`) this sidecar's vote for the node's replacement */
   | { kind: 'vote'; node: string; address: string; refresh: boolean }
-  /** remove this sidecar's vote: the node answers again, or this sidecar lost the majority */
+  /**
+   * record (or refresh) this sidecar's suspicion: the node has failed its probes for
+   * `suspectAfterMs` (not yet `downAfterMs`). Suspicions let the lease wait start early; they
+   * never promote anything by themselves
+   */
+  | { kind: 'suspect'; node: string; address: string; refresh: boolean }
+  /** remove this sidecar's vote and suspicion: the node answers again, or this sidecar lost the majority */
   | { kind: 'withdraw-vote'; node: string; address: string }
-  /** take the election lock and run the switch; `resume` finishes or rolls back a stale `switching` */
-  | { kind: 'try-lead'; node: string; address: string; resume: boolean; votes: number; needed: number }
+  /**
+   * take the election lock and run the switch; `resume` finishes or rolls back a stale `switching`;
+   * `early`: led on a majority of suspicions, so the promotion must wait for a majority of votes
+   * (`confirmation`), and the switch rolls back if they do not come
+   */
+  | { kind: 'try-lead'; node: string; address: string; resume: boolean; votes: number; needed: number; early?: boolean }
   /** no election for the node this round; `reason` says why (shown in status and tests) */
   | { kind: 'none'; node: string; address: string; reason: string };
 
@@ -77,7 +87,21 @@ export interface ElectionOptions {
   random?: () => number;
   /** least interval between two error reports for the same node (default 1000 ms) */
   reportIntervalMs?: number;
+  /** suspicions and early leads (default true); false: votes only, the lease wait starts after them */
+  earlyStart?: boolean;
 }
+
+/** Added to leaseMs for the switch's wait: clock rates within 10%, and 200 ms for the data path's watchdog and event-loop delay. */
+export const leaseMarginMs = (t: ElectionTiming): number => Math.max(200, Math.ceil(t.leaseMs / 10));
+/**
+ * How long a node must fail before a sidecar suspects it: early enough that a lease wait started
+ * then is over about when the votes are in (downAfterMs), never before half of downAfterMs.
+ */
+export const suspectAfterMs = (t: ElectionTiming): number =>
+  Math.min(t.downAfterMs, Math.max(Math.floor(t.downAfterMs / 2), t.downAfterMs - (t.leaseMs + leaseMarginMs(t))));
+/** Field of a suspicion in the votes hash, beside the sidecar's vote (field: its id). */
+export const suspicionField = (id: string): string => `${id}:suspect`;
+const SUSPECT_SUFFIX = ':suspect';
 
 /** Votes older than this are ignored: "a few downAfterMs". */
 export const voteFreshMs = (t: ElectionTiming): number => 3 * t.downAfterMs;
@@ -97,10 +121,21 @@ interface NodeState {
   lastProbeAt: number | null;
   lastProbeOk: boolean;
   votedAt: number | null;
+  suspectedAt: number | null;
   lastReportAt: number | null;
   leading: boolean;
   backoffUntil: number;
   lockFailures: number;
+  /** fresh votes and the majority needed, as last counted (kept while leading: an early lead waits on them) */
+  votes: number;
+  needed: number;
+}
+
+/** Where an early lead stands: promote once `votes >= needed`; give up when the node is `up` again. */
+export interface Confirmation {
+  phase: NodePhase;
+  votes: number;
+  needed: number;
 }
 
 /** How a try-lead ended, as the caller reports it. */
@@ -112,7 +147,9 @@ export type LeadOutcome =
   /** nothing to do after all (already switched, no switching left to resume) */
   | 'moot'
   /** the switch failed after the lock was taken */
-  | 'failed';
+  | 'failed'
+  /** an early lead rolled back: the votes did not come (the node answered again) */
+  | 'rolled-back';
 
 export class Election {
   #id: string;
@@ -120,6 +157,7 @@ export class Election {
   #timing: ElectionTiming | null = null;
   #random: () => number;
   #reportIntervalMs: number;
+  #early: boolean;
   #nodes = new Map<string, NodeState>();
 
   constructor(opts: ElectionOptions) {
@@ -127,6 +165,7 @@ export class Election {
     this.#now = opts.now;
     this.#random = opts.random ?? Math.random;
     this.#reportIntervalMs = opts.reportIntervalMs ?? 1000;
+    this.#early = opts.earlyStart ?? true;
   }
 
   #state(node: string, address: string): NodeState {
@@ -140,10 +179,13 @@ export class Election {
         lastProbeAt: null,
         lastProbeOk: true,
         votedAt: null,
+        suspectedAt: null,
         lastReportAt: null,
         leading: s?.leading ?? false,
         backoffUntil: s?.backoffUntil ?? 0,
         lockFailures: 0,
+        votes: 0,
+        needed: 1,
       };
       this.#nodes.set(node, fresh);
       s = fresh;
@@ -183,7 +225,7 @@ export class Election {
     if (!s) return;
     s.leading = false;
     const now = this.#now();
-    if (outcome === 'lock-lost' || outcome === 'failed') {
+    if (outcome === 'lock-lost' || outcome === 'failed' || outcome === 'rolled-back') {
       s.lockFailures++;
       const t = this.#timing;
       const base = t ? backoffBaseMs(t) : 500;
@@ -196,6 +238,13 @@ export class Election {
       const t = this.#timing;
       s.backoffUntil = now + (t ? t.downAfterMs : 1000);
     }
+  }
+
+  /** For an early lead: the node's phase by this sidecar's probes and the votes last counted. */
+  confirmation(node: string): Confirmation | null {
+    const s = this.#nodes.get(node);
+    if (!s) return null;
+    return { phase: this.#phase(s, this.#now(), this.#timing), votes: s.votes, needed: s.needed };
   }
 
   /** Every watched node's state, for INFO and status. */
@@ -242,22 +291,65 @@ export class Election {
       const phase = this.#phase(s, now, t);
       // A probe result older than a downAfterMs says nothing about now.
       const probeFresh = s.lastProbeAt !== null && now - s.lastProbeAt <= t.downAfterMs;
+      const none = (reason: string): void => {
+        acts.push({ kind: 'none', node, address, reason });
+      };
+      const withdraw = (): void => {
+        if (s.votedAt === null && s.suspectedAt === null) return;
+        acts.push({ kind: 'withdraw-vote', node, address });
+        s.votedAt = null;
+        s.suspectedAt = null;
+      };
 
       // Reports: a failed own probe is a failure the cluster should hear of.
       if (phase !== 'up' && probeFresh && !s.lastProbeOk && this.mayReport(node, address)) acts.push({ kind: 'report', node, address });
 
-      const none = (reason: string): void => {
-        acts.push({ kind: 'none', node, address, reason });
-      };
+      if (!hasMajority) {
+        // Probably our own network: never vote or lead, and take back a standing vote.
+        withdraw();
+        none('reaches only a minority of masters');
+        out.push(...acts);
+        continue;
+      }
+
+      const down = phase === 'down' && probeFresh;
+      const suspecting = this.#early && !down && phase === 'suspect' && probeFresh && !s.lastProbeOk && now - s.downSince! >= suspectAfterMs(t);
+
+      // Our own standing: a vote when down for downAfterMs without a break, a suspicion when
+      // failing for suspectAfterMs, nothing otherwise. Kept up during a switch of the node (an
+      // early lead waits for the votes while its hint is out).
+      if (down) {
+        if (s.votedAt === null || now - s.votedAt >= voteRefreshMs(t)) {
+          acts.push({ kind: 'vote', node, address, refresh: s.votedAt !== null });
+          s.votedAt = now;
+        }
+      } else if (suspecting) {
+        if (s.suspectedAt === null || now - s.suspectedAt >= voteRefreshMs(t)) {
+          acts.push({ kind: 'suspect', node, address, refresh: s.suspectedAt !== null });
+          s.suspectedAt = now;
+        }
+      } else withdraw();
+
+      // The votes and suspicions as they stand. Fresh: newer than voteFreshMs, not from the
+      // future, and not older than our own view of this outage.
+      const since = s.downSince === null ? now - voteFreshMs(t) : Math.max(now - voteFreshMs(t), s.downSince - t.downAfterMs);
+      const voters = new Set<string>();
+      const suspects = new Set<string>();
+      const entries = view.votes instanceof Map ? [...view.votes] : Object.entries(view.votes);
+      for (const [field, at] of entries) {
+        if (at < since || at > now + t.downAfterMs) continue;
+        if (field.endsWith(SUSPECT_SUFFIX)) suspects.add(field.slice(0, -SUSPECT_SUFFIX.length));
+        else voters.add(field);
+      }
+      if (down) voters.add(this.#id); // ours counts, read back yet or not
+      if (suspecting) suspects.add(this.#id);
+      for (const v of voters) suspects.add(v); // a vote is a suspicion too
+      s.votes = voters.size;
+      s.needed = majority(Math.max(world.liveSidecars, voters.size, 1));
 
       // Leftover switch of a dead leader: finish or roll back, in either mode, votes or not.
       if (switching && switching.node === node) {
-        if (s.votedAt !== null) {
-          acts.push({ kind: 'withdraw-vote', node, address });
-          s.votedAt = null;
-        }
-        if (!hasMajority) none('reaches only a minority of masters');
-        else if (now - switching.since < staleSwitchMs(t)) none(`switch in progress by ${switching.by}`);
+        if (now - switching.since < staleSwitchMs(t)) none(`switch in progress by ${switching.by}`);
         else if (s.leading) none('leading');
         else if (now < s.backoffUntil) none('backing off');
         else {
@@ -268,68 +360,23 @@ export class Election {
         continue;
       }
 
-      if (!hasMajority) {
-        // Probably our own network: never vote or lead, and take back a standing vote.
-        if (s.votedAt !== null) {
-          acts.push({ kind: 'withdraw-vote', node, address });
-          s.votedAt = null;
-        }
-        none('reaches only a minority of masters');
-        out.push(...acts);
-        continue;
-      }
-
-      if (phase !== 'down' || !probeFresh) {
-        if (s.votedAt !== null) {
-          acts.push({ kind: 'withdraw-vote', node, address });
-          s.votedAt = null;
-        }
+      if (!down && !suspecting) {
         none(phase === 'up' ? 'reachable' : phase === 'suspect' ? `down for less than ${t.downAfterMs} ms` : 'no recent probe');
         out.push(...acts);
         continue;
       }
-
-      // Down for downAfterMs without a break, by our own probe, and we reach a majority: vote.
-      if (s.votedAt === null || now - s.votedAt >= voteRefreshMs(t)) {
-        acts.push({ kind: 'vote', node, address, refresh: s.votedAt !== null });
-        s.votedAt = now;
+      // Down (or suspected early enough), and we reach a majority: lead when enough agree.
+      const count = down ? s.votes : suspects.size;
+      const needed = down ? s.needed : majority(Math.max(world.liveSidecars, suspects.size, 1));
+      if (switching) none(`another switch in progress (${switching.node})`);
+      else if (world.config.failover !== 'auto') none('manual fail-over mode');
+      else if (s.leading) none('leading');
+      else if (count < needed) none(down ? `${count} fresh vote(s) of ${needed} needed` : `suspected by ${count} of ${needed} needed to start early`);
+      else if (now < s.backoffUntil) none('backing off');
+      else {
+        s.leading = true;
+        acts.push({ kind: 'try-lead', node, address, resume: false, votes: count, needed, ...(down ? {} : { early: true }) });
       }
-
-      if (switching) {
-        none(`another switch in progress (${switching.node})`);
-        out.push(...acts);
-        continue;
-      }
-      if (world.config.failover !== 'auto') {
-        none('manual fail-over mode');
-        out.push(...acts);
-        continue;
-      }
-      if (s.leading) {
-        none('leading');
-        out.push(...acts);
-        continue;
-      }
-      // Fresh votes: newer than voteFreshMs, and not older than our own view of this outage.
-      const since = Math.max(now - voteFreshMs(t), s.downSince! - t.downAfterMs);
-      const voters = new Set<string>([this.#id]); // ours counts, read back yet or not
-      const entries = view.votes instanceof Map ? [...view.votes] : Object.entries(view.votes);
-      for (const [id, at] of entries) if (at >= since && at <= now + t.downAfterMs) voters.add(id);
-      const count = voters.size;
-      const population = Math.max(world.liveSidecars, count, 1);
-      const needed = majority(population);
-      if (count < needed) {
-        none(`${count} fresh vote(s) of ${needed} needed`);
-        out.push(...acts);
-        continue;
-      }
-      if (now < s.backoffUntil) {
-        none('backing off');
-        out.push(...acts);
-        continue;
-      }
-      s.leading = true;
-      acts.push({ kind: 'try-lead', node, address, resume: false, votes: count, needed });
       out.push(...acts);
     }
     for (const node of [...this.#nodes.keys()]) if (!seen.has(node)) this.#nodes.delete(node);

@@ -16,7 +16,7 @@ import {
 } from '../cluster/config';
 import { NodeCopy, controlClient, newest, readCopy, writeCopy } from '../cluster/store';
 import { logger } from '../observe/log';
-import { lockTtlMs, staleSwitchMs } from './election';
+import { leaseMarginMs, lockTtlMs, staleSwitchMs } from './election';
 import { LogEvent, appendLog, onQuorum, refreshLock, releaseLock, replicaOf, replication, sleep, takeLock, within } from './ops';
 import { LockLostError, LockNotTakenError, NoReplicaError, NotSwitchableError, SwitchError, SwitchWriteError } from './errors';
 
@@ -34,6 +34,7 @@ export type SwitchStepName =
   | 'final'
   | 'log'
   | 'unlock'
+  | 'confirmed'
   | 'rollback';
 
 export interface SwitchProgress {
@@ -53,7 +54,7 @@ interface Common {
   clientFor(address: string): Redis;
   onProgress?(p: SwitchProgress): void;
   now?: () => number;
-  /** added to leaseMs for the wait (default max(500, leaseMs / 10)) */
+  /** added to leaseMs for the wait (default leaseMarginMs: max(200, leaseMs / 10)) */
   marginMs?: number;
   /** bound on waiting for the chosen replica to catch up with a reachable old master (default 2000) */
   catchUpMs?: number;
@@ -61,12 +62,23 @@ interface Common {
   callTimeoutMs?: number;
   /** why: 'manual', 'votes 3/5', ... (goes into the log event) */
   reason?: string;
+  /**
+   * Whether the caller's own probes reach the old master now (an agent knows; the CLI does not):
+   * false skips the fence's wait for a master the probes already find gone (a cut or a crash).
+   */
+  oldMasterAnswers?: () => boolean;
 }
 
 export interface SwitchOptions extends Common {
   node: string;
   /** the replica to promote; default: the reachable replica with the highest replication offset */
   to?: string;
+  /**
+   * An early lead (on suspicions, before the votes). `abandon` is asked during the lease wait:
+   * true (the old master answers again) rolls the hint back at once. `confirm` is asked after
+   * the wait: it resolves with the reason to promote (a majority of votes), or null to roll back.
+   */
+  early?: { abandon(): boolean; confirm(): Promise<string | null> };
 }
 
 export interface ResumeOptions extends Common {
@@ -100,7 +112,7 @@ interface Ctx {
   lockLost: LockLostError | null;
 }
 
-const defaultMargin = (t: Timing): number => Math.max(500, Math.ceil(t.leaseMs / 10));
+const defaultMargin = (t: Timing): number => leaseMarginMs(t);
 
 function masterClients(o: Common, config: ClusterConfig): Map<string, Redis> {
   const m = new Map<string, Redis>();
@@ -251,8 +263,8 @@ async function writeMajority(ctx: Ctx, clients: Map<string, Redis>, config: Clus
     throw new SwitchWriteError(`${what}: epoch ${config.epoch} written on ${written.length} of ${clients.size} masters, ${need} needed`);
 }
 
-/** Waits longer than the lease, keeping the lock alive. */
-async function waitLease(ctx: Ctx): Promise<void> {
+/** Waits longer than the lease, keeping the lock alive; true when `abandon` said to stop early. */
+async function waitLease(ctx: Ctx, abandon?: () => boolean): Promise<boolean> {
   const margin = ctx.o.marginMs ?? defaultMargin(ctx.t);
   const total = ctx.t.leaseMs + margin;
   const until = ctx.now() + total;
@@ -262,8 +274,9 @@ async function waitLease(ctx: Ctx): Promise<void> {
   // The keeper refreshes the lock meanwhile; the wait ends on time, not a refresh later.
   for (;;) {
     checkKeeper(ctx);
+    if (abandon?.()) return true;
     const left = until - ctx.now();
-    if (left <= 0) break;
+    if (left <= 0) return false;
     await sleep(Math.min(50, left));
   }
 }
@@ -322,10 +335,20 @@ export async function runSwitch(o: SwitchOptions): Promise<SwitchResult> {
       );
     const to = usable[0]!.address;
     ctx.progress('chosen', `promoting ${to} (offset ${usable[0]!.offset})${o.to ? ' as asked' : ''}`, { to, offset: usable[0]!.offset });
-    const switching: Switching = { node: o.node, from, to, since: ctx.now(), by: o.by };
+    const switching: Switching = { node: o.node, from, to, since: ctx.now(), by: o.by, ...(o.early ? { early: true as const } : {}) };
     const hinted: ClusterConfig = { ...config, epoch: config.epoch + 1, switching };
     await writeMajority(ctx, ctx.clients, hinted, 'hint', `switching hint for ${o.node}: ${from} → ${to}`);
-    await waitLease(ctx);
+    if (o.early) {
+      // Started on suspicions: the lease wait overlaps the rest of the detection. Promote only on
+      // a majority of votes (the lock stays refreshed meanwhile); the old master answering again,
+      // during the wait or after, rolls the hint back (nothing was done to any server yet).
+      const gaveUp = await waitLease(ctx, o.early.abandon);
+      const why = gaveUp ? null : await o.early.confirm();
+      checkKeeper(ctx);
+      if (why === null) return await rollback(ctx, hinted, `${from} was suspected but not voted down (it answers again)`);
+      ctx.progress('confirmed', `confirmed: ${why}`);
+      o.reason = `${o.reason ?? ''}, then ${why}`.replace(/^, then /, '');
+    } else await waitLease(ctx);
     return await finish(ctx, hinted, false);
   } finally {
     await unlock(ctx, new Map([...(o.config.nodes[o.node]?.replicas ?? [])].map((a) => [a, o.clientFor(a)])));
@@ -358,6 +381,7 @@ async function finish(ctx: Ctx, hinted: ClusterConfig, resumed: boolean): Promis
   try {
     if (shared.status === 'reconnecting' || shared.status === 'end' || shared.status === 'close')
       throw new Error(`not connected (${shared.status})`);
+    if (ctx.o.oldMasterAnswers?.() === false) throw new Error('its probes fail');
     const bound = Math.max(100, Math.min(1000, Math.floor(ctx.t.downAfterMs / 2)));
     const pause = fenceClient().call('CLIENT', 'PAUSE', String(lockTtlMs(ctx.t)), 'WRITE');
     try {
@@ -510,6 +534,18 @@ export async function resumeSwitch(o: ResumeOptions): Promise<SwitchResult> {
     if (role === 'master') {
       // Promoted already, so the lease wait was over; only the rest remains.
       return await finish(ctx, config, true);
+    }
+    if (role === 'slave' && sw.early) {
+      // An early lead whose leader is gone: the votes it waited for were never confirmed. If the
+      // old master answers as a master, nothing was decided: roll back (the votes start anew).
+      let old: string;
+      try {
+        old = (await replication(o.clientFor(sw.from), ctx.timeout)).role;
+      } catch (e) {
+        old = `unreachable (${(e as Error).message})`;
+      }
+      ctx.progress('offsets', `old master ${sw.from} is ${old}`);
+      if (old === 'master') return await rollback(ctx, config, `an early switch whose leader is gone, and ${sw.from} answers as master`);
     }
     if (role === 'slave') {
       // Make sure a majority holds the hint, then wait a whole lease from now: when the first

@@ -196,7 +196,8 @@ export class ClusterView {
   }
 
   #switchingMs(): number {
-    return this.#opts.switchingCheckMs ?? Math.max(50, Math.min(300, Math.floor(this.checkMs / 4)));
+    // short: the final configuration is picked up soon after it is written (a switch lasts seconds)
+    return this.#opts.switchingCheckMs ?? Math.max(50, Math.min(300, Math.floor(this.checkMs / 10)));
   }
 
   #schedule(ms: number): void {

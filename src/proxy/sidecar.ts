@@ -215,6 +215,7 @@ export class Sidecar implements SidecarContext {
         getConfig: () => this.view.routing?.config ?? null,
         client: (a) => this.view.client(a),
         probeClient: (a, ms) => controlClient(a, { connectTimeoutMs: ms, commandTimeoutMs: ms }),
+        onConfigWritten: () => void this.view.requestReload('this sidecar wrote a new configuration (fail-over)'),
       });
     }
   }

@@ -8,6 +8,8 @@ import {
   backoffBaseMs,
   backoffCapMs,
   staleSwitchMs,
+  suspectAfterMs,
+  suspicionField,
   voteFreshMs,
   voteRefreshMs,
 } from '../../src/failover/election';
@@ -31,9 +33,10 @@ interface Setup {
   world(over?: WorldOver): World;
 }
 
-function setup(opts: { random?: () => number; id?: string } = {}): Setup {
+/** Votes only (earlyStart false) unless asked: the rules of voting and leading on votes. */
+function setup(opts: { random?: () => number; id?: string; early?: boolean } = {}): Setup {
   const clock = new Clock();
-  const e = new Election({ id: opts.id ?? 'me', now: clock.now, random: opts.random ?? (() => 0.5) });
+  const e = new Election({ id: opts.id ?? 'me', now: clock.now, random: opts.random ?? (() => 0.5), earlyStart: opts.early ?? false });
   return {
     clock,
     e,
@@ -256,14 +259,18 @@ t.test('after a completed election the new master starts afresh', async (t) => {
   t.equal(s.e.status()[0]!.address, B);
 });
 
-t.test('a switch in progress: no new election; a stale one is resumed, in either mode', async (t) => {
+t.test('a switch in progress: no new election, votes kept up (an early lead waits on them); a stale one is resumed, in either mode', async (t) => {
   const sw = (since: number, node = 'a'): Switching => ({ node, from: A, to: '10.0.0.2:6379', since, by: 'x' });
   const s = setup();
   downFor(s, timing.downAfterMs, 500, { liveSidecars: 100 });
   t.not(s.e.status()[0]!.votedAt, null);
+  s.e.probe('a', A, false);
   let acts = s.e.decide(s.world({ liveSidecars: 1, config: { switching: sw(s.clock.ms - 10) } }));
-  t.same(kinds(acts), ['withdraw-vote', 'none']);
+  t.same(kinds(acts), ['none'], 'the vote stands (no withdrawal), no election');
   t.match(reasonOf(acts), /switch in progress by x/);
+  s.e.probe('a', A, true);
+  acts = s.e.decide(s.world({ liveSidecars: 1, config: { switching: sw(s.clock.ms - 10) } }));
+  t.same(kinds(acts), ['withdraw-vote', 'none'], 'the node answers again: the vote is withdrawn');
   acts = s.e.decide(s.world({ liveSidecars: 1, config: { switching: sw(s.clock.ms - staleSwitchMs(timing) + 1) } }));
   t.notOk(kinds(acts).includes('try-lead'));
   for (const failover of ['auto', 'manual'] as const) {
@@ -367,8 +374,7 @@ t.test('every combination of reach, mode, outage, votes and switching obeys the 
                 const lead = acts.find((a) => a.kind === 'try-lead') as Extract<Action, { kind: 'try-lead' }> | undefined;
                 const majority = reached >= Math.floor(total / 2) + 1;
                 const down = outage !== null && outage >= timing.downAfterMs;
-                const thisSwitching = sw === 'this-fresh' || sw === 'this-stale';
-                const shouldVote = majority && down && !thisSwitching;
+                const shouldVote = majority && down;
                 const population = Math.max(live, others + 1, 1);
                 const shouldLead = shouldVote && failover === 'auto' && sw === 'none' && others + 1 >= Math.floor(population / 2) + 1;
                 const shouldResume = majority && sw === 'this-stale';
@@ -380,4 +386,65 @@ t.test('every combination of reach, mode, outage, votes and switching obeys the 
                 if (acts.length === 0) t.fail(`no action for ${label}`);
               }
   t.pass(`${cases} cases checked`);
+});
+
+t.test('early start: a suspicion after suspectAfterMs, an early lead on a majority of suspicions, never a vote before downAfterMs', async (t) => {
+  const pre = suspectAfterMs(timing);
+  t.equal(pre, timing.downAfterMs / 2, 'with a lease longer than downAfterMs, suspicion comes at half of it');
+  t.equal(suspectAfterMs({ downAfterMs: 5000, leaseMs: 1500 }), 5000 - 1500 - 200, 'otherwise early enough for the lease wait to end about when the votes are in');
+  const s = setup({ early: true });
+  const acts = downFor(s, pre - 500, 500);
+  t.notOk(kinds(acts).includes('suspect'), 'not before suspectAfterMs');
+  s.clock.advance(500);
+  s.e.probe('a', A, false);
+  let now = s.e.decide(s.world({ liveSidecars: 3 }));
+  t.ok(kinds(now).includes('suspect'), 'a suspicion at suspectAfterMs');
+  t.notOk(kinds(now).includes('vote'), 'no vote');
+  t.notOk(kinds(now).includes('try-lead'), 'alone (1 of 3 live): no lead');
+  t.match(reasonOf(now), /suspected by 1 of 2 needed to start early/);
+  s.e.probe('a', A, false);
+  now = s.e.decide(s.world({ liveSidecars: 3, votes: { [suspicionField('o1')]: s.clock.ms - 10 } }));
+  const lead = now.find((a) => a.kind === 'try-lead') as Extract<Action, { kind: 'try-lead' }> | undefined;
+  t.match(lead, { early: true, resume: false, votes: 2, needed: 2 }, 'two suspicions of three live sidecars: an early lead');
+  t.same(s.e.confirmation('a'), { phase: 'suspect', votes: 0, needed: 2 }, 'its confirmation: no votes yet');
+  // the outage goes on: votes come, and the leader's confirmation sees them
+  s.clock.advance(timing.downAfterMs - pre);
+  s.e.probe('a', A, false);
+  now = s.e.decide(s.world({ liveSidecars: 3, votes: { o1: s.clock.ms - 5 }, config: { switching: { node: 'a', from: A, to: 'x:1', since: s.clock.ms - 100, by: 'me', early: true } } }));
+  t.ok(kinds(now).includes('vote'), 'a vote at downAfterMs, while its own hint is out');
+  t.same(s.e.confirmation('a'), { phase: 'down', votes: 2, needed: 2 }, 'a majority of votes: the early lead may promote');
+  // the node answers: the confirmation says so, the vote and suspicion are withdrawn
+  s.e.probe('a', A, true);
+  now = s.e.decide(s.world({ liveSidecars: 3 }));
+  t.ok(kinds(now).includes('withdraw-vote'));
+  t.equal(s.e.confirmation('a')!.phase, 'up', 'up: an early lead rolls back');
+  s.e.leadResult('a', 'rolled-back');
+  t.ok(s.e.status()[0]!.backoffUntil > s.clock.ms, 'a rolled-back early lead backs off');
+});
+
+t.test('early start obeys the same limits: a minority, manual mode, another switch, or votes only', async (t) => {
+  const pre = suspectAfterMs(timing);
+  const suspected = (over: WorldOver, opts: { early?: boolean } = { early: true }): Action[] => {
+    const s = setup(opts);
+    s.e.probe('a', A, false);
+    s.clock.advance(pre);
+    s.e.probe('a', A, false);
+    return s.e.decide(s.world({ liveSidecars: 1, ...over }));
+  };
+  t.ok(kinds(suspected({})).includes('try-lead'), 'the control: suspected by a majority (1 of 1 live), an early lead');
+  const minority = suspected({ mastersReached: 1 });
+  t.notOk(kinds(minority).includes('suspect') || kinds(minority).includes('try-lead'), 'from a minority: neither');
+  const manual = suspected({ config: { failover: 'manual' } });
+  t.ok(kinds(manual).includes('suspect') && !kinds(manual).includes('try-lead'), 'manual mode: a suspicion, no lead');
+  const other = suspected({ config: { switching: { node: 'b', from: 'y:1', to: 'z:1', since: 0, by: 'x' } } });
+  t.notOk(kinds(other).includes('try-lead'), 'another switch under way: no lead');
+  const off = suspected({}, { early: false });
+  t.notOk(kinds(off).includes('suspect') || kinds(off).includes('try-lead'), 'earlyStart false: votes only');
+  // suspicions older than this outage do not count
+  const s = setup({ early: true });
+  s.e.probe('a', A, false);
+  s.clock.advance(pre);
+  s.e.probe('a', A, false);
+  const acts = s.e.decide(s.world({ liveSidecars: 3, votes: { [suspicionField('o1')]: s.clock.ms - pre - timing.downAfterMs - 1 } }));
+  t.notOk(kinds(acts).includes('try-lead'), 'a suspicion from before this outage does not count');
 });

@@ -124,7 +124,7 @@ export async function finish(c: Cluster, failure: Failure | undefined): Promise<
   for (const [name, s] of c.sidecars) {
     const lines = s.output().split('\n');
     leaseExpiries[name] = lines.filter((l) => l.includes('"lease-expired"')).length;
-    logs[name] = lines.filter((l) => /"(failover-vote|failover-done|failover-demoted|lease-expired|config-not-confirmed|switching-fence)"/.test(l));
+    logs[name] = lines.filter((l) => /"(failover-suspect|failover-vote|failover-step|failover-done|failover-not-led|failover-demoted|lease-expired|config-not-confirmed|config-adopted|switching-fence)"/.test(l));
   }
   return { history, config: got.config, events: got.events, roles: got.roles, verdict, leaseExpiries, logs };
 }
@@ -143,7 +143,7 @@ export interface Figures {
   lastAckAfterCutMs: number | null;
   /** ms from the fault to the first error a writer on the cut-off side got on the failed shard */
   refuseAfterMs: number | null;
-  /** ms from the fault until every writer outside `cutOff` had an acknowledged write on the failed shard again */
+  /** ms from the fault until every writer outside `cutOff` that failed on the shard had a write acknowledged there again */
   resumeAfterMs: number | null;
 }
 
@@ -155,12 +155,16 @@ export function figures(o: Outcome, shard: string, at: number, cutOff: string[],
   const others = [...new Set(o.history.map((w) => w.writer))].filter((w) => !cutOff.some((s) => w.startsWith(s + '.')));
   let resume: number | null = 0;
   for (const wr of others) {
-    const first = inShard.filter((w) => w.writer === wr && w.outcome === 'ok').map((w) => w.ackAt! - at);
-    if (first.length === 0) {
+    // from the fault, the first acknowledgement after this writer's first failure on the shard (0: it never failed)
+    const mine = inShard.filter((w) => w.writer === wr);
+    const failed = mine.find((w) => w.outcome !== 'ok');
+    if (!failed) continue;
+    const back = mine.filter((w) => w.outcome === 'ok' && w.sentAt >= failed.sentAt).map((w) => w.ackAt! - at);
+    if (back.length === 0) {
       resume = null;
       break;
     }
-    resume = Math.max(resume!, Math.min(...first));
+    resume = Math.max(resume!, Math.min(...back));
   }
   return {
     acknowledged: o.verdict.acked,
@@ -171,4 +175,18 @@ export function figures(o: Outcome, shard: string, at: number, cutOff: string[],
     refuseAfterMs: errsCut.length ? Math.min(...errsCut) : null,
     resumeAfterMs: resume,
   };
+}
+
+/** One sidecar's log lines as `+ms event detail`, relative to `at` (for comments). */
+export function timeline(lines: string[], at: number): string[] {
+  return lines.map((l) => {
+    try {
+      const d = JSON.parse(l) as Record<string, unknown>;
+      const ms = Date.parse(String(d.time)) - at;
+      const detail = d.step ? `${String(d.step)}: ${String(d.message ?? '').slice(0, 90)}` : d.epoch !== undefined ? `epoch ${String(d.epoch)}` : String(d.node ?? d.reason ?? '');
+      return `${ms >= 0 ? '+' : ''}${ms.toFixed(0)} ${String(d.event)} ${detail}`;
+    } catch {
+      return l.slice(0, 120);
+    }
+  });
 }

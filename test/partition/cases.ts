@@ -1,13 +1,14 @@
 /**
  * Fail-over under real network partitions (issue 23), in the default durability and in durable
- * mode: scenarios.ts builds three hosts in network namespaces; each test below makes one fault,
- * heals it, and checks the whole write history. Skipped, with the reason, where namespaces
- * cannot be made (not root, no iproute2/nftables).
+ * mode: scenarios.ts builds three hosts in network namespaces; each case below makes one fault,
+ * heals it, and checks the whole write history. The test files (*.test.ts here) run a few cases
+ * each, to stay well inside the runner's per-file timeout. Skipped, with the reason, where
+ * namespaces cannot be made (not root, no iproute2/nftables).
  */
 import t, { Test } from 'tap';
 import type { Durability } from '../../src/cluster/config';
 import { unavailable } from './netns';
-import { Cluster, Outcome, TIMING, figures, finish, sleep, startCluster } from './scenarios';
+import { Cluster, Outcome, TIMING, figures, finish, sleep, startCluster, timeline } from './scenarios';
 
 const why = unavailable();
 const now = (): number => performance.timeOrigin + performance.now();
@@ -154,14 +155,20 @@ async function run(t: Test, s: Scenario, durability: Durability): Promise<void> 
       `others resumed on ${shard} after ${f.resumeAfterMs?.toFixed(0) ?? '-'} ms; fail-overs ${failovers.length}, demotions ${demotions.length}`,
   );
   if (f.lost > 0) t.comment(`lost (default durability, bound ${LOSS_BOUND_MS} ms): acknowledged ${o.verdict.lostWindowMs?.toFixed(0)} ms and later after the fault`);
-  if (o.verdict.violations.length || !t.passing())
-    for (const [n, lines] of Object.entries(o.logs)) t.comment(`${n}: ${lines.slice(-15).join('\n')}`);
+  if (o.verdict.violations.length || !t.passing() || process.env.RINGSIDE_PARTITION_TIMELINE)
+    for (const [n, lines] of Object.entries(o.logs)) t.comment(`${n}:\n${timeline(lines, at).slice(0, 40).join('\n')}`);
 }
 
-const only = process.env.RINGSIDE_PARTITION_ONLY; // run one scenario by number (1-based), for debugging
-const durableToo = new Set([0, 1, 4, 5, 6]);
-SCENARIOS.forEach((s, i) => {
-  if (only && Number(only) !== i + 1) return;
-  t.test(`default durability: ${s.name}`, { skip: why ?? false }, (t) => run(t, s, 'async'));
-  if (durableToo.has(i)) t.test(`durability "replica": ${s.name}`, { skip: why ?? false }, (t) => run(t, s, 'replica'));
-});
+/** the cases run in durable mode too (1-based): those where a shard loses its master */
+const DURABLE_TOO = new Set([1, 2, 5, 6, 7]);
+
+/** Registers cases by number (1-based); RINGSIDE_PARTITION_ONLY=N keeps one, for debugging. */
+export function runCases(numbers: number[]): void {
+  const only = process.env.RINGSIDE_PARTITION_ONLY;
+  for (const n of numbers) {
+    if (only && Number(only) !== n) continue;
+    const s = SCENARIOS[n - 1]!;
+    t.test(`default durability: ${s.name}`, { skip: why ?? false }, (t) => run(t, s, 'async'));
+    if (DURABLE_TOO.has(n)) t.test(`durability "replica": ${s.name}`, { skip: why ?? false }, (t) => run(t, s, 'replica'));
+  }
+}
