@@ -3,6 +3,7 @@
 #   bash bench/run.sh              direct vs twemproxy vs ringside, → bench/results/latest.{md,json}, ratios.svg
 #   bash bench/run.sh --memory     RSS per idle client connection (10 000 connections)
 #   bash bench/run.sh --quick      issue-2 check: redis-benchmark -q -n 20000 (all default tests) against the sidecar
+#   bash bench/run.sh --durability  what durable mode costs (WAIT per batch), → bench/results/durability.md
 # Everything the bench starts (redis-servers, nutcracker, the sidecar, redis-benchmark) is recorded in a
 # pid file and stopped at the end, on error and on Ctrl-C / SIGTERM.
 set -uo pipefail

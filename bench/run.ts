@@ -35,6 +35,7 @@ import {
 import { DEFAULT_PROFILES, Profile, failoverMarkdown, parseProfiles, runFailover } from './lib/failover';
 import { DEFAULT_TESTS } from './lib/default-tests';
 import { securityMode } from './lib/security';
+import { durabilityMode } from './lib/durability';
 import {
   Failure,
   MemoryResult,
@@ -65,6 +66,9 @@ modes (default: the side-by-side benchmark)
   --security            what TLS to the nodes and ACL users cost: SET/GET at -P1/-P16 through sidecars
                         with TLS / two ACL users / neither, beside redis-benchmark --tls and as the
                         data user straight at a node, as ratios; → bench/results/security.{md,json}
+  --durability          what durable mode costs: SET/GET at -P1/-P16 through a sidecar of a cluster with
+                        durability "async" and one with "replica" (3 masters + 3 replicas each),
+                        beside one master directly; rps and p50; → bench/results/durability.{md,json}
   --cpu-prof            the sidecar under node --cpu-prof, a fresh process per test (SET/GET, LRANGE_100
                         and 1 KB at -P1, SET/GET at -P16): self time per function over the measured run,
                         as shares of the busy samples; → bench/results/cpu-prof.{md,json}
@@ -101,7 +105,7 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof' | 'security';
+  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof' | 'security' | 'durability';
   profiles: Profile[];
   systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
@@ -180,6 +184,9 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--security':
         o.mode = 'security';
+        break;
+      case '--durability':
+        o.mode = 'durability';
         break;
       case '--profiles':
         o.profiles = parseProfiles(val());
@@ -976,6 +983,8 @@ async function main(): Promise<void> {
               ? await cpuProfMode(o, procs)
               : o.mode === 'security'
               ? await securityMode(o, procs)
+              : o.mode === 'durability'
+              ? await durabilityMode(o, procs)
               : o.mode === 'instructions'
               ? await instructionsMode(o, procs)
               : await benchMode(o, procs);

@@ -17,7 +17,7 @@ import {
 import { NodeCopy, isAuthFailure, newest, readCopy } from '../cluster/store';
 import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
-import { Action, Election, LeadOutcome, NodeStatus, suspicionField, voteFreshMs } from './election';
+import { Action, Election, LeadOutcome, NodeStatus, alertRoundMs, roundMs, suspicionField, voteFreshMs } from './election';
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { SwitchResult, resumeSwitch, runSwitch } from './switch';
 import { LockNotTakenError, NotSwitchableError } from './errors';
@@ -80,7 +80,6 @@ const RELEASE_IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return re
 /** a probe the node answered by refusing our credentials: up, but nothing read */
 const AUTH_REFUSED = Symbol('auth-refused');
 
-const clamp = (n: number, lo: number, hi: number): number => Math.max(lo, Math.min(hi, Math.floor(n)));
 
 export class FailoverAgent {
   readonly #o: FailoverAgentOptions;
@@ -166,7 +165,10 @@ export class FailoverAgent {
   }
 
   #interval(config: ClusterConfig | null): number {
-    return this.#o.intervalMs ?? clamp((config?.timing.downAfterMs ?? 1000) / 4, 50, 1000);
+    if (this.#o.intervalMs !== undefined) return this.#o.intervalMs;
+    const t = config?.timing ?? { downAfterMs: 1000, leaseMs: 1500 };
+    // faster while a master fails its probes: suspicions and votes are counted sooner
+    return this.#election.status().some((n) => n.phase !== 'up') ? alertRoundMs(t) : roundMs(t);
   }
 
   /**
@@ -224,7 +226,7 @@ export class FailoverAgent {
     const masters = nodes.map((n) => config.nodes[n]!.master);
     // a round lasts as long as its slowest probe: bounded by the round's own period, so that a
     // node that stopped answering does not slow the rounds that count the votes about it
-    const probeMs = this.#o.probeTimeoutMs ?? clamp(t.downAfterMs / 4, 50, 1000);
+    const probeMs = this.#o.probeTimeoutMs ?? this.#interval(config);
 
     // Own probes, and in the same round trip the votes and the live sidecars.
     const liveSince = now - 2 * t.leaseMs;
@@ -353,7 +355,7 @@ export class FailoverAgent {
   async #onOthers(config: ClusterConfig, except: string | null, fn: (c: Redis) => Promise<unknown>): Promise<number> {
     let done = 0;
     // bounded like a probe: a master that stopped answering since the last round must not hold up this one
-    const bound = this.#o.probeTimeoutMs ?? clamp(config.timing.downAfterMs / 4, 50, 1000);
+    const bound = this.#o.probeTimeoutMs ?? roundMs(config.timing);
     await Promise.all(
       this.#others(config, except ?? '').map(async ([, c]) => {
         try {

@@ -93,12 +93,17 @@ export interface ElectionOptions {
 
 /** Added to leaseMs for the switch's wait: clock rates within 10%, and 200 ms for the data path's watchdog and event-loop delay. */
 export const leaseMarginMs = (t: ElectionTiming): number => Math.max(200, Math.ceil(t.leaseMs / 10));
+/** The agent's round while every master answers: a probe each, `downAfterMs / 4`, 50–500 ms. */
+export const roundMs = (t: ElectionTiming): number => Math.max(50, Math.min(500, Math.floor(t.downAfterMs / 4)));
+/** The round while a master fails its probes: faster, so suspicions and votes are counted soon. */
+export const alertRoundMs = (t: ElectionTiming): number => Math.max(50, Math.min(250, Math.floor(t.downAfterMs / 10)));
 /**
  * How long a node must fail before a sidecar suspects it: early enough that a lease wait started
- * then is over about when the votes are in (downAfterMs), never before half of downAfterMs.
+ * then (two alert rounds later, once the suspicions are counted) is over about when the votes are
+ * in (downAfterMs); never before half of downAfterMs.
  */
 export const suspectAfterMs = (t: ElectionTiming): number =>
-  Math.min(t.downAfterMs, Math.max(Math.floor(t.downAfterMs / 2), t.downAfterMs - (t.leaseMs + leaseMarginMs(t))));
+  Math.min(t.downAfterMs, Math.max(Math.floor(t.downAfterMs / 2), t.downAfterMs - (t.leaseMs + leaseMarginMs(t)) - 2 * alertRoundMs(t)));
 /** Field of a suspicion in the votes hash, beside the sidecar's vote (field: its id). */
 export const suspicionField = (id: string): string => `${id}:suspect`;
 const SUSPECT_SUFFIX = ':suspect';

@@ -17,6 +17,7 @@ import {
   REPAIR_CONFIG_SCRIPT,
   CONFIG_KEY,
   ClusterConfig,
+  DEFAULT_TIMING,
   SIDECARS_KEY,
   VERSION_KEY,
   majority,
@@ -89,10 +90,10 @@ export class ClusterView {
     return this.#routing;
   }
   get checkMs(): number {
-    return this.#opts.checkMs ?? this.#routing?.config.timing.checkMs ?? 10_000;
+    return this.#opts.checkMs ?? this.#routing?.config.timing.checkMs ?? DEFAULT_TIMING.checkMs;
   }
   get leaseMs(): number {
-    return this.#opts.leaseMs ?? this.#routing?.config.timing.leaseMs ?? 15_000;
+    return this.#opts.leaseMs ?? this.#routing?.config.timing.leaseMs ?? DEFAULT_TIMING.leaseMs;
   }
   get confirmedAt(): number {
     return this.#confirmedAt;

@@ -391,7 +391,7 @@ t.test('every combination of reach, mode, outage, votes and switching obeys the 
 t.test('early start: a suspicion after suspectAfterMs, an early lead on a majority of suspicions, never a vote before downAfterMs', async (t) => {
   const pre = suspectAfterMs(timing);
   t.equal(pre, timing.downAfterMs / 2, 'with a lease longer than downAfterMs, suspicion comes at half of it');
-  t.equal(suspectAfterMs({ downAfterMs: 5000, leaseMs: 1500 }), 5000 - 1500 - 200, 'otherwise early enough for the lease wait to end about when the votes are in');
+  t.equal(suspectAfterMs({ downAfterMs: 5000, leaseMs: 1500 }), 5000 - 1500 - 200 - 2 * 250, 'otherwise early enough for the lease wait, started two alert rounds later, to end about when the votes are in');
   const s = setup({ early: true });
   const acts = downFor(s, pre - 500, 500);
   t.notOk(kinds(acts).includes('suspect'), 'not before suspectAfterMs');
