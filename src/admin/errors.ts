@@ -51,3 +51,13 @@ export class ReplicaChangeError extends Error {
 export class FixRefusedError extends Error {
   override name = 'FixRefusedError';
 }
+
+/** rebalance / remove-shard: a plan that cannot be made (unknown node, bad weight, a move already under way). */
+export class RebalanceError extends Error {
+  override name = 'RebalanceError';
+}
+
+/** add-shard / remove-shard: a request the cluster cannot take (a server in use, the last shard, a server with keys). */
+export class ShardChangeError extends Error {
+  override name = 'ShardChangeError';
+}

@@ -42,14 +42,14 @@ export interface ReplicaChangeOptions {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const major = (version: string): string => version.split('.')[0] ?? version;
+export const major = (version: string): string => version.split('.')[0] ?? version;
 
-function serverField(info: string, field: string): string {
+export function serverField(info: string, field: string): string {
   return new RegExp(`^${field}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
 }
 
 /** Writes `config` (epoch + 1 of what was read) on every master: a majority must take it, none may be newer. */
-async function publish(cluster: AdminCluster, config: ClusterConfig): Promise<void> {
+export async function publish(cluster: AdminCluster, config: ClusterConfig): Promise<void> {
   const res = await writeEverywhere(mastersOf(cluster, config), config);
   const newer = [...res].filter(([, r]) => r === 'current').map(([a]) => a);
   if (newer.length) throw new ConcurrentChangeError(`${newer.join(', ')} already hold epoch ${config.epoch} or newer: the configuration changed meanwhile; run status, then try again`);
@@ -155,7 +155,7 @@ async function openLatest(cluster: AdminCluster, o: ReplicaChangeOptions): Promi
 }
 
 /** Waits until the replica's link to the master is up and its offset has reached the master's. */
-async function waitCaughtUp(replica: Redis, master: Redis, address: string, masterAddr: string, timeoutMs: number): Promise<void> {
+export async function waitCaughtUp(replica: Redis, master: Redis, address: string, masterAddr: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {

@@ -23,6 +23,9 @@ const COMMANDS: Record<string, () => CommandModule> = {
   fix: () => (require('./check') as { fix: CommandModule }).fix,
   'add-replica': () => (require('./replicas') as { add: CommandModule }).add,
   'remove-replica': () => (require('./replicas') as { remove: CommandModule }).remove,
+  'add-shard': () => (require('./shards') as { add: CommandModule }).add,
+  'remove-shard': () => (require('./shards') as { remove: CommandModule }).remove,
+  rebalance: () => (require('./shards') as { rebalanceCommand: CommandModule }).rebalanceCommand,
 };
 
 function usage(): string {
