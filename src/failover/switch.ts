@@ -345,7 +345,7 @@ export async function runSwitch(o: SwitchOptions): Promise<SwitchResult> {
       const gaveUp = await waitLease(ctx, o.early.abandon);
       const why = gaveUp ? null : await o.early.confirm();
       checkKeeper(ctx);
-      if (why === null) return await rollback(ctx, hinted, `${from} was suspected but not voted down (it answers again)`);
+      if (why === null) return await rollback(ctx, hinted, `${from} was suspected but not voted down (it answers again)`, false);
       ctx.progress('confirmed', `confirmed: ${why}`);
       o.reason = `${o.reason ?? ''}, then ${why}`.replace(/^, then /, '');
     } else await waitLease(ctx);
@@ -570,19 +570,22 @@ async function writeHintAgain(ctx: Ctx, config: ClusterConfig): Promise<void> {
   if (holding.length < need) throw new SwitchWriteError(`the switching hint is on ${holding.length} masters only, ${need} needed`);
 }
 
-async function rollback(ctx: Ctx, config: ClusterConfig, why: string): Promise<SwitchResult> {
+async function rollback(ctx: Ctx, config: ClusterConfig, why: string, touchedOldMaster = true): Promise<SwitchResult> {
   const sw = config.switching!;
   // Undo a fence the dead leader may have left on the old master (on a connection of its own:
-  // see finish()).
-  const old = controlClient(sw.from, { connectTimeoutMs: 500, commandTimeoutMs: ctx.timeout });
-  try {
-    await within(old.call('CLIENT', 'UNPAUSE'), 1000);
-    const r = await replication(old, ctx.timeout);
-    if (r.role === 'slave') await replicaOf(old, null, ctx.timeout);
-  } catch {
-    /* the old master does not answer: the next election deals with it */
-  } finally {
-    old.disconnect();
+  // see finish()). Not after an early lead of our own that never got past its wait: nothing was
+  // done to any server, and by now the old master may rightly be something else.
+  if (touchedOldMaster) {
+    const old = controlClient(sw.from, { connectTimeoutMs: 500, commandTimeoutMs: ctx.timeout });
+    try {
+      await within(old.call('CLIENT', 'UNPAUSE'), 1000);
+      const r = await replication(old, ctx.timeout);
+      if (r.role === 'slave') await replicaOf(old, null, ctx.timeout);
+    } catch {
+      /* the old master does not answer: the next election deals with it */
+    } finally {
+      old.disconnect();
+    }
   }
   const back: ClusterConfig = { ...config, epoch: config.epoch + 1, switching: null };
   await writeMajority(ctx, ctx.clients, back, 'rollback', `rolled back (${why}): ${sw.node} stays with ${sw.from}`);
