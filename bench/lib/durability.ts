@@ -8,40 +8,14 @@
  * SET and GET at -P 1 and -P 16; requests per second and p50 latency, medians of the rounds.
  * → bench/results/durability.{md,json}
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { Procs, run, waitReady, freePort } from './procs';
+import { Procs, run } from './procs';
 import { RINGSIDE_BIN, ROOT, RedisServer, startRedis } from './setup';
-import { NODE_FLAGS } from '../../src/cli/node-flags';
+import { median } from './report';
+import { Endpoint, SideBySideOptions, benchmarkOnce, setGetTests, sidecarEndpoint as sidecar, writeResults } from './endpoints';
 
-export interface DurabilityOptions {
-  rounds: number;
-  requests: number;
-  requestsP16: number;
-  clients: number;
-  keyspace: number;
-  out: string;
-}
+export type DurabilityOptions = SideBySideOptions;
 
 const say = (s: string): void => void process.stderr.write(s + '\n');
-
-interface Endpoint {
-  name: string;
-  args: string[];
-}
-
-async function sidecar(procs: Procs, name: string, seeds: string[]): Promise<Endpoint> {
-  const port = await freePort();
-  const child = procs.start(name, process.execPath, [...NODE_FLAGS, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds.join(','), '--metrics-port', 'off'], { cwd: ROOT });
-  await waitReady({ port }, child, name, 30_000);
-  for (let i = 0; ; i++) {
-    const r = await run('redis-cli', ['-p', String(port), 'set', 'bench:ready', '1'], { timeoutMs: 5000 });
-    if (r.stdout.trim() === 'OK') break;
-    if (i > 100) throw new Error(`${name} does not route: ${r.stdout}${r.stderr}\n${procs.tail(child)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  return { name, args: ['-h', '127.0.0.1', '-p', String(port)] };
-}
 
 async function cluster(procs: Procs, label: string, durability: string): Promise<RedisServer[]> {
   const masters = await Promise.all([0, 1, 2].map((i) => startRedis(procs, `${label}-m${i}`)));
@@ -52,11 +26,6 @@ async function cluster(procs: Procs, label: string, durability: string): Promise
   return masters;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
 export async function durabilityMode(o: DurabilityOptions, procs: Procs): Promise<number> {
   const asyncMasters = await cluster(procs, 'async', 'async');
   const replicaMasters = await cluster(procs, 'replica', 'replica');
@@ -65,12 +34,7 @@ export async function durabilityMode(o: DurabilityOptions, procs: Procs): Promis
     await sidecar(procs, 'ringside-async', asyncMasters.map((m) => `127.0.0.1:${m.port}`)),
     await sidecar(procs, 'ringside-replica', replicaMasters.map((m) => `127.0.0.1:${m.port}`)),
   ];
-  const tests = [
-    { test: 'set', p: 1, n: o.requests },
-    { test: 'get', p: 1, n: o.requests },
-    { test: 'set', p: 16, n: o.requestsP16 },
-    { test: 'get', p: 16, n: o.requestsP16 },
-  ];
+  const tests = setGetTests(o);
   const rps = new Map<string, number[]>();
   const p50 = new Map<string, number[]>();
   for (let round = 1; round <= o.rounds; round++) {
@@ -78,14 +42,10 @@ export async function durabilityMode(o: DurabilityOptions, procs: Procs): Promis
       // the two sidecars alternate their order from round to round
       const order = round % 2 ? endpoints : [endpoints[0]!, endpoints[2]!, endpoints[1]!];
       for (const e of order) {
-        const args = [...e.args, '-c', String(o.clients), '-n', String(t.n), '-r', String(o.keyspace), '-P', String(t.p), '-t', t.test, '-q'];
-        const r = await run('redis-benchmark', args, { timeoutMs: 600_000, pidFile: procs.pidFileName });
-        const line = r.stdout.split(/[\r\n]/).filter((l) => /requests per second/.test(l)).at(-1) ?? '';
-        const m = /:\s*([\d.]+) requests per second(?:, p50=([\d.]+) msec)?/.exec(line);
-        if (!m) throw new Error(`redis-benchmark against ${e.name} gave no result: ${r.stdout.slice(-300)}${r.stderr.slice(-300)}`);
+        const got = await benchmarkOnce(procs, e, t, o.clients, o.keyspace);
         const key = `${e.name}|${t.test.toUpperCase()} -P ${t.p}`;
-        rps.set(key, [...(rps.get(key) ?? []), Number(m[1])]);
-        if (m[2]) p50.set(key, [...(p50.get(key) ?? []), Number(m[2])]);
+        rps.set(key, [...(rps.get(key) ?? []), got.rps]);
+        if (got.p50 !== null) p50.set(key, [...(p50.get(key) ?? []), got.p50]);
       }
     }
     say(`bench --durability: round ${round}/${o.rounds} done`);
@@ -119,9 +79,5 @@ export async function durabilityMode(o: DurabilityOptions, procs: Procs): Promis
     'ringside-replica holds the reply of every write until a `WAIT 1` that follows its batch on the same node connection confirms the replica; reads are not held (the GET rows take the same path as async).',
     '',
   ];
-  fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(path.join(o.out, 'durability.json'), JSON.stringify(json, null, 2) + '\n');
-  fs.writeFileSync(path.join(o.out, 'durability.md'), lines.join('\n'));
-  process.stdout.write(lines.join('\n'));
-  return 0;
+  return writeResults(o.out, 'durability', json, lines);
 }

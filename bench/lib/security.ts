@@ -15,18 +15,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Procs, run, waitReady, freePort } from './procs';
+import { Procs, run, freePort } from './procs';
 import { RINGSIDE_BIN, ROOT, RedisServer, startRedis } from './setup';
-import { NODE_FLAGS } from '../../src/cli/node-flags';
+import { median } from './report';
+import { Endpoint, SideBySideOptions, benchmarkOnce, setGetTests, sidecarEndpoint as sidecar, writeResults } from './endpoints';
 
-export interface SecurityOptions {
-  rounds: number;
-  requests: number;
-  requestsP16: number;
-  clients: number;
-  keyspace: number;
-  out: string;
-}
+export type SecurityOptions = SideBySideOptions;
 
 const say = (s: string): void => void process.stderr.write(s + '\n');
 
@@ -47,34 +41,10 @@ function makeCerts(dir: string): Certs {
   return { ca: f('ca.crt'), cert: f('node.crt'), key: f('node.key') };
 }
 
-interface Endpoint {
-  name: string;
-  args: string[];
-}
-
-async function sidecar(procs: Procs, name: string, seeds: string[], extra: string[]): Promise<Endpoint> {
-  const port = await freePort();
-  const child = procs.start(name, process.execPath, [...NODE_FLAGS, RINGSIDE_BIN, 'serve', '--port', String(port), '--seeds', seeds.join(','), '--metrics-port', 'off', ...extra], { cwd: ROOT });
-  await waitReady({ port }, child, name, 30_000);
-  // ready to route: a SET answers OK
-  for (let i = 0; ; i++) {
-    const r = await run('redis-cli', ['-p', String(port), 'set', 'bench:ready', '1'], { timeoutMs: 5000 });
-    if (r.stdout.trim() === 'OK') break;
-    if (i > 100) throw new Error(`${name} does not route: ${r.stdout}${r.stderr}\n${procs.tail(child)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  return { name, args: ['-h', '127.0.0.1', '-p', String(port)] };
-}
-
 async function create(shards: string[], extra: string[]): Promise<void> {
   const r = await run(process.execPath, [RINGSIDE_BIN, 'create', ...shards.flatMap((s) => ['--shard', s]), ...extra], { timeoutMs: 60_000, cwd: ROOT });
   if (r.code !== 0) throw new Error(`ringside create failed: ${r.stdout}${r.stderr}`);
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 export async function securityMode(o: SecurityOptions, procs: Procs): Promise<number> {
   const certs = makeCerts(procs.work);
@@ -104,22 +74,14 @@ export async function securityMode(o: SecurityOptions, procs: Procs): Promise<nu
     { name: 'direct-acl', args: ['-h', '127.0.0.1', '-p', String(acl[0]!.port), '--user', 'rs-app', '-a', 'bench-app'] },
     await sidecar(procs, 'ringside-acl', acl.map((m) => `127.0.0.1:${m.port}`), ['--auth-file', authFile]),
   ];
-  const tests = [
-    { test: 'set', p: 1, n: o.requests },
-    { test: 'get', p: 1, n: o.requests },
-    { test: 'set', p: 16, n: o.requestsP16 },
-    { test: 'get', p: 16, n: o.requestsP16 },
-  ];
+  const tests = setGetTests(o);
   const rps = new Map<string, number[]>();
   for (let round = 1; round <= o.rounds; round++) {
     for (const t of tests) {
       for (const e of endpoints) {
-        const args = [...e.args, '-c', String(o.clients), '-n', String(t.n), '-r', String(o.keyspace), '-P', String(t.p), '-t', t.test, '-q'];
-        const r = await run('redis-benchmark', args, { timeoutMs: 600_000, pidFile: procs.pidFileName });
-        const m = /requests per second/.test(r.stdout) ? /:\s*([\d.]+) requests per second/.exec(r.stdout.split('\r').filter((l) => /requests per second/.test(l)).at(-1)!) : null;
-        if (!m) throw new Error(`redis-benchmark against ${e.name} gave no result: ${r.stdout.slice(-300)}${r.stderr.slice(-300)}`);
+        const got = await benchmarkOnce(procs, e, t, o.clients, o.keyspace);
         const key = `${e.name}|${t.test.toUpperCase()} -P ${t.p}`;
-        rps.set(key, [...(rps.get(key) ?? []), Number(m[1])]);
+        rps.set(key, [...(rps.get(key) ?? []), got.rps]);
       }
     }
     say(`bench --security: round ${round}/${o.rounds} done`);
@@ -150,9 +112,5 @@ export async function securityMode(o: SecurityOptions, procs: Procs): Promise<nu
       'direct-acl: redis-benchmark as the data user (24 key patterns) at one node; ringside-acl: the sidecar forwarding as that user.',
     '',
   ];
-  fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(path.join(o.out, 'security.json'), JSON.stringify(json, null, 2) + '\n');
-  fs.writeFileSync(path.join(o.out, 'security.md'), lines.join('\n'));
-  process.stdout.write(lines.join('\n'));
-  return 0;
+  return writeResults(o.out, 'security', json, lines);
 }

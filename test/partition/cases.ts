@@ -27,29 +27,24 @@ interface Scenario {
 
 const CUT_MS = 8000;
 
+/** Host `i` (0-based) off the bridge for CUT_MS: its master is the shard's, its sidecar is cut off with it. */
+function cutOff(i: number, shard: string, name: string): Scenario {
+  return {
+    name,
+    switches: true,
+    async fault(c) {
+      const at = now();
+      c.hosts[i]!.cut();
+      await sleep(CUT_MS);
+      c.hosts[i]!.heal();
+      return { shard, at, cutOff: [`S${i + 1}`], healAt: now() };
+    },
+  };
+}
+
 const SCENARIOS: Scenario[] = [
-  {
-    name: 'the host of master a (and S1) is cut off for 8 s',
-    switches: true,
-    async fault(c) {
-      const at = now();
-      c.hosts[0]!.cut();
-      await sleep(CUT_MS);
-      c.hosts[0]!.heal();
-      return { shard: 'a', at, cutOff: ['S1'], healAt: now() };
-    },
-  },
-  {
-    name: 'host 3 (master c, the replica of b, S3) is cut off for 8 s',
-    switches: true,
-    async fault(c) {
-      const at = now();
-      c.hosts[2]!.cut();
-      await sleep(CUT_MS);
-      c.hosts[2]!.heal();
-      return { shard: 'c', at, cutOff: ['S3'], healAt: now() };
-    },
-  },
+  cutOff(0, 'a', 'the host of master a (and S1) is cut off for 8 s'),
+  cutOff(2, 'c', 'host 3 (master c, the replica of b, S3) is cut off for 8 s'),
   {
     name: 'S1 stopped for 10 s across a kill -9 of master a',
     switches: true,
