@@ -61,3 +61,8 @@ export class RebalanceError extends Error {
 export class ShardChangeError extends Error {
   override name = 'ShardChangeError';
 }
+
+/** `ringside set`: a change the cluster cannot take now or at all (a fail-over under way, a lease not longer than checkMs). */
+export class SetRefusedError extends Error {
+  override name = 'SetRefusedError';
+}

@@ -14,7 +14,7 @@
  */
 import Redis from 'ioredis';
 import { isMetaKeyName } from '../cluster/meta-keys';
-import { ClusterConfig, compactSlots, majority, masters, splitAddress } from '../cluster/config';
+import { ClusterConfig, compactSlots, leaseToWaitMs, majority, masters, splitAddress } from '../cluster/config';
 import { NodeCopy, newest, readCopy, writeEverywhere } from '../cluster/store';
 import { SLOT_COUNT, slotOf } from '../cluster/slot';
 import { adminClient, appendLog, closeAll, whenConnected } from './create';
@@ -137,7 +137,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** How long to wait after a migration mark: longer than the lease, with a margin. */
 export function leaseWaitMs(config: ClusterConfig): number {
-  return config.timing.leaseMs + Math.max(100, Math.ceil(config.timing.leaseMs / 10));
+  const lease = leaseToWaitMs(config.timing);
+  return lease + Math.max(100, Math.ceil(lease / 10));
 }
 
 /** Connections to every address we need, opened once. */

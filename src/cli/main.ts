@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => CommandModule> = {
   'add-shard': () => (require('./shards') as { add: CommandModule }).add,
   'remove-shard': () => (require('./shards') as { remove: CommandModule }).remove,
   rebalance: () => (require('./shards') as { rebalanceCommand: CommandModule }).rebalanceCommand,
+  set: () => require('./set') as CommandModule,
 };
 
 function usage(): string {

@@ -34,7 +34,16 @@ export interface Timing {
   checkMs: number;
   leaseMs: number;
   downAfterMs: number;
+  /**
+   * Written by `ringside set` while a lease is being shortened: sidecars that have not seen the
+   * shorter lease may still route on the longer one, so switches and moves wait this long
+   * instead, until `set` removes it (a lease later).
+   */
+  leaseFloorMs?: number;
 }
+
+/** How long switches and moves wait for every sidecar's lease: the lease, or a longer floor while one is being shortened. */
+export const leaseToWaitMs = (t: Timing): number => Math.max(t.leaseMs, t.leaseFloorMs ?? 0);
 export type FailoverMode = 'auto' | 'manual';
 /**
  * When a write is acknowledged to the app (docs/failover.md, "Durability"): `async` as soon as its
@@ -149,6 +158,10 @@ export function validateConfig(doc: unknown): ClusterConfig {
     }
   }
   if (timing.leaseMs <= timing.checkMs) fail('timing.leaseMs must be longer than timing.checkMs');
+  if (t.leaseFloorMs !== undefined) {
+    if (!isInt(t.leaseFloorMs, 10, 3_600_000)) fail('timing.leaseFloorMs must be an integer number of milliseconds');
+    timing.leaseFloorMs = t.leaseFloorMs as number;
+  }
   const durability = d.durability ?? 'async';
   if (durability !== 'async' && durability !== 'replica') fail('durability must be "async" or "replica"');
   return {
@@ -191,7 +204,12 @@ export function serializeConfig(c: ClusterConfig): string {
       ? { node: c.switching.node, to: c.switching.to, from: c.switching.from, since: c.switching.since, by: c.switching.by, ...(c.switching.early ? { early: true } : {}) }
       : null,
     failover: c.failover,
-    timing: { checkMs: c.timing.checkMs, leaseMs: c.timing.leaseMs, downAfterMs: c.timing.downAfterMs },
+    timing: {
+      checkMs: c.timing.checkMs,
+      leaseMs: c.timing.leaseMs,
+      downAfterMs: c.timing.downAfterMs,
+      ...(c.timing.leaseFloorMs !== undefined ? { leaseFloorMs: c.timing.leaseFloorMs } : {}),
+    },
     // written only when not the default, so the bytes (and versions) of existing configurations stay the same
     ...(c.durability === 'replica' ? { durability: c.durability } : {}),
   });

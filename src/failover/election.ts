@@ -11,7 +11,12 @@ import { majority } from '../cluster/config';
 export interface ElectionTiming {
   downAfterMs: number;
   leaseMs: number;
+  /** set while a lease is being shortened (config.ts, Timing): the waits use the longer one */
+  leaseFloorMs?: number;
 }
+
+/** The lease every wait must cover: the lease, or the floor while one is being shortened. */
+const waitedLease = (t: ElectionTiming): number => Math.max(t.leaseMs, t.leaseFloorMs ?? 0);
 
 /** What the machine needs from the configuration. */
 export interface ElectionConfig {
@@ -92,7 +97,7 @@ export interface ElectionOptions {
 }
 
 /** Added to leaseMs for the switch's wait: clock rates within 10%, and 200 ms for the data path's watchdog and event-loop delay. */
-export const leaseMarginMs = (t: ElectionTiming): number => Math.max(200, Math.ceil(t.leaseMs / 10));
+export const leaseMarginMs = (t: ElectionTiming): number => Math.max(200, Math.ceil(waitedLease(t) / 10));
 /** The agent's round while every master answers: a probe each, `downAfterMs / 4`, 50–500 ms. */
 export const roundMs = (t: ElectionTiming): number => Math.max(50, Math.min(500, Math.floor(t.downAfterMs / 4)));
 /** The round while a master fails its probes: faster, so suspicions and votes are counted soon. */
@@ -103,7 +108,7 @@ export const alertRoundMs = (t: ElectionTiming): number => Math.max(50, Math.min
  * in (downAfterMs); never before half of downAfterMs.
  */
 export const suspectAfterMs = (t: ElectionTiming): number =>
-  Math.min(t.downAfterMs, Math.max(Math.floor(t.downAfterMs / 2), t.downAfterMs - (t.leaseMs + leaseMarginMs(t)) - 2 * alertRoundMs(t)));
+  Math.min(t.downAfterMs, Math.max(Math.floor(t.downAfterMs / 2), t.downAfterMs - (waitedLease(t) + leaseMarginMs(t)) - 2 * alertRoundMs(t)));
 /** Field of a suspicion in the votes hash, beside the sidecar's vote (field: its id). */
 export const suspicionField = (id: string): string => `${id}:suspect`;
 const SUSPECT_SUFFIX = ':suspect';
@@ -113,12 +118,12 @@ export const voteFreshMs = (t: ElectionTiming): number => 3 * t.downAfterMs;
 /** A voter refreshes its vote this often while the node stays down. */
 export const voteRefreshMs = (t: ElectionTiming): number => t.downAfterMs;
 /** A `switching` hint older than this is left over by a dead leader: finish or roll it back. */
-export const staleSwitchMs = (t: ElectionTiming): number => 2 * t.leaseMs + 4 * t.downAfterMs;
+export const staleSwitchMs = (t: ElectionTiming): number => 2 * waitedLease(t) + 4 * t.downAfterMs;
 /** TTL of the election lock; the leader refreshes it at a third of this. */
-export const lockTtlMs = (t: ElectionTiming): number => Math.max(4000, 2 * t.leaseMs);
+export const lockTtlMs = (t: ElectionTiming): number => Math.max(4000, 2 * waitedLease(t));
 /** First backoff after a lost lock; doubles per further loss, capped, with jitter ×[0.5, 1.5). */
 export const backoffBaseMs = (t: ElectionTiming): number => Math.max(200, Math.floor(t.downAfterMs / 2));
-export const backoffCapMs = (t: ElectionTiming): number => Math.max(2000, 2 * t.leaseMs);
+export const backoffCapMs = (t: ElectionTiming): number => Math.max(2000, 2 * waitedLease(t));
 
 interface NodeState {
   address: string;

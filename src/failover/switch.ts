@@ -10,6 +10,7 @@ import {
   ClusterConfig,
   Switching,
   Timing,
+  leaseToWaitMs,
   majority,
   masters as masterAddresses,
   votesKey,
@@ -266,9 +267,10 @@ async function writeMajority(ctx: Ctx, clients: Map<string, Redis>, config: Clus
 /** Waits longer than the lease, keeping the lock alive; true when `abandon` said to stop early. */
 async function waitLease(ctx: Ctx, abandon?: () => boolean): Promise<boolean> {
   const margin = ctx.o.marginMs ?? defaultMargin(ctx.t);
-  const total = ctx.t.leaseMs + margin;
+  const lease = leaseToWaitMs(ctx.t);
+  const total = lease + margin;
   const until = ctx.now() + total;
-  ctx.progress('wait', `waiting ${total} ms (lease ${ctx.t.leaseMs} ms + ${margin} ms) so that every sidecar sees the hint or stops routing`, {
+  ctx.progress('wait', `waiting ${total} ms (lease ${lease} ms + ${margin} ms) so that every sidecar sees the hint or stops routing`, {
     ms: total,
   });
   // The keeper refreshes the lock meanwhile; the wait ends on time, not a refresh later.

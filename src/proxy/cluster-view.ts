@@ -429,6 +429,14 @@ export class ClusterView {
     this.#stats.configReloads++;
     this.#stats.epoch = config.epoch;
     this.#stats.version = version;
+    // A local --lease-ms longer than the cluster's outlives the switches' and moves' wait: say so
+    // (the tests use long local leases on purpose; docs/failover.md, "Known limits")
+    if (this.#opts.leaseMs !== undefined && this.#opts.leaseMs > config.timing.leaseMs && previous?.config.timing.leaseMs !== config.timing.leaseMs)
+      logger.warn('lease-override-longer', {
+        localLeaseMs: this.#opts.leaseMs,
+        clusterLeaseMs: config.timing.leaseMs,
+        effect: 'switches and moves wait the cluster\'s lease, so this sidecar may route to an old master after a switch; drop --lease-ms or make it shorter',
+      });
     logger.info('config-adopted', {
       epoch: config.epoch,
       version,
