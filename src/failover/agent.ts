@@ -224,16 +224,21 @@ export class FailoverAgent {
     const now = this.#now();
     const nodes = Object.keys(config.nodes).sort();
     const masters = nodes.map((n) => config.nodes[n]!.master);
-    // a round lasts as long as its slowest probe: bounded by the round's own period, so that a
-    // node that stopped answering does not slow the rounds that count the votes about it
-    const probeMs = this.#o.probeTimeoutMs ?? this.#interval(config);
+    // A node that answered its last probe gets downAfterMs / 2 to answer this one (a busy node is
+    // not a down one); a node already failing gets the round's own period, so that it does not
+    // slow the rounds that count the suspicions and votes about it.
+    const failing = new Set(this.#election.status().filter((n) => n.phase !== 'up').map((n) => n.address));
+    const patientMs = Math.max(50, Math.min(1000, Math.floor(t.downAfterMs / 2)));
+    const probeFor = (m: string): number => this.#o.probeTimeoutMs ?? (failing.has(m) ? Math.min(patientMs, this.#interval(config)) : patientMs);
 
     // Own probes, and in the same round trip the votes and the live sidecars.
     const liveSince = now - 2 * t.leaseMs;
     const replies = await Promise.all(
       masters.map(async (m) => {
         try {
-          const p = this.#prober(m, probeMs).pipeline().ping();
+          const probeMs = probeFor(m);
+          // the connection's own timeouts are the patient ones; `within` bounds a shorter probe
+          const p = this.#prober(m, patientMs).pipeline().ping();
           for (const n of nodes) p.hgetall(votesKey(n));
           p.zrangebyscore(SIDECARS_KEY, liveSince, '+inf');
           const res = await within(p.exec(), probeMs, `PING ${m}`);
