@@ -65,7 +65,7 @@ export interface ClusterConfig {
 }
 
 /**
- * A fail-over in about 3.8 s (bench/results/failover.md, beside Sentinel's 4.3 s at the same
+ * A fail-over in about 3.7 s (bench/results/failover.md, beside Sentinel's 4.2 s at the same
  * down-after), for a version round per second and a probe every 500 ms per sidecar and master
  * (README, "What the defaults cost"). The seed's 10 000 / 15 000 / 3 000 took ~20 s.
  */
