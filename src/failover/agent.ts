@@ -39,9 +39,9 @@ export interface FailoverAgentOptions {
    * on a connection that lived through a cut cannot stretch a short outage past `downAfterMs`.
    */
   probeClient?(address: string, timeoutMs: number): Redis;
-  /** loop period (default downAfterMs / 4, between 50 and 1000 ms) */
+  /** loop period (default roundMs: downAfterMs / 4, 50–500 ms; alertRoundMs while a master fails) */
   intervalMs?: number;
-  /** PING bound (default downAfterMs / 2, between 50 and 1000 ms) */
+  /** PING bound (default downAfterMs / 2, 50–1000 ms; the round's period for a master already failing) */
   probeTimeoutMs?: number;
   /** how often replicas are checked for a wrong role (default checkMs) */
   demoteEveryMs?: number;
@@ -79,7 +79,6 @@ const RELEASE_IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return re
 
 /** a probe the node answered by refusing our credentials: up, but nothing read */
 const AUTH_REFUSED = Symbol('auth-refused');
-
 
 export class FailoverAgent {
   readonly #o: FailoverAgentOptions;
