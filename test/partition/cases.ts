@@ -128,7 +128,9 @@ async function run(t: Test, s: Scenario, durability: Durability): Promise<void> 
 
   t.same(o.verdict.violations, [], 'the write history checks out (every acknowledged write read back, each key on its owner only)');
   if (durability === 'replica') t.equal(f.lost, 0, 'durable mode: no acknowledged write lost');
-  t.ok(o.verdict.acked > 500, `a steady load (${o.verdict.acked} acknowledged writes)`);
+  // durable mode acknowledges far fewer (a shard whose replica is across the cut refuses, after a
+  // WAIT of up to a second per batch): the bar only shows that a load ran
+  t.ok(o.verdict.acked > (durability === 'replica' ? 100 : 500), `a steady load (${o.verdict.acked} acknowledged writes)`);
   if (s.switches === true) t.equal(failovers.length, 1, `one fail-over of node ${shard}`);
   if (s.switches === false) t.equal(o.events.filter((e) => e.event === 'failover').length, 0, 'no fail-over');
   t.ok(demotions.length <= 1, `at most one demotion of the returning master (${demotions.length})`);
