@@ -36,6 +36,7 @@ import { DEFAULT_PROFILES, Profile, failoverMarkdown, parseProfiles, runFailover
 import { DEFAULT_TESTS } from './lib/default-tests';
 import { securityMode } from './lib/security';
 import { durabilityMode } from './lib/durability';
+import { swarmMode } from './lib/swarm';
 import {
   Failure,
   MemoryResult,
@@ -69,6 +70,12 @@ modes (default: the side-by-side benchmark)
   --durability          what durable mode costs: SET/GET at -P1/-P16 through a sidecar of a cluster with
                         durability "async" and one with "replica" (3 masters + 3 replicas each),
                         beside one master directly; rps and p50; → bench/results/durability.{md,json}
+  --swarm N[,N...]      what N sidecars' control planes (the real ClusterView + FailoverAgent, many per
+                        process) cost each master of a real cluster with 1 s timings: commands/s, CPU,
+                        connections, memory; time for all to see a new configuration; a kill -9
+                        fail-over with N voters (elections started); → bench/results/swarm-<label>.{md,json},
+                        swarm.svg. Options: --swarm-masters M (3), --swarm-window-ms (20000),
+                        --swarm-label L (now), --swarm-per-worker K (250), --swarm-no-failover
   --cpu-prof            the sidecar under node --cpu-prof, a fresh process per test (SET/GET, LRANGE_100
                         and 1 KB at -P1, SET/GET at -P16): self time per function over the measured run,
                         as shares of the busy samples; → bench/results/cpu-prof.{md,json}
@@ -105,7 +112,8 @@ common
 `;
 
 interface Options {
-  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof' | 'security' | 'durability';
+  mode: 'bench' | 'memory' | 'quick' | 'failover' | 'instructions' | 'cpu-prof' | 'security' | 'durability' | 'swarm';
+  swarm: { sizes: number[]; masters: number; windowMs: number; label: string; perWorker: number; failover: boolean };
   profiles: Profile[];
   systems: Array<'ringside' | 'sentinel'>;
   rounds: number;
@@ -126,6 +134,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     mode: 'bench',
+    swarm: { sizes: [10, 100, 1000], masters: 3, windowMs: 20_000, label: 'now', perWorker: 250, failover: true },
     profiles: parseProfiles(DEFAULT_PROFILES),
     systems: ['ringside', 'sentinel'],
     rounds: 0,
@@ -187,6 +196,27 @@ function parseArgs(argv: string[]): Options {
         break;
       case '--durability':
         o.mode = 'durability';
+        break;
+      case '--swarm': {
+        o.mode = 'swarm';
+        const next = argv[i + 1];
+        if (next !== undefined && /^\d+(,\d+)*$/.test(next)) o.swarm.sizes = val().split(',').map(Number);
+        break;
+      }
+      case '--swarm-masters':
+        o.swarm.masters = Number(val());
+        break;
+      case '--swarm-window-ms':
+        o.swarm.windowMs = Number(val());
+        break;
+      case '--swarm-label':
+        o.swarm.label = val();
+        break;
+      case '--swarm-per-worker':
+        o.swarm.perWorker = Number(val());
+        break;
+      case '--swarm-no-failover':
+        o.swarm.failover = false;
         break;
       case '--profiles':
         o.profiles = parseProfiles(val());
@@ -985,6 +1015,8 @@ async function main(): Promise<void> {
               ? await securityMode(o, procs)
               : o.mode === 'durability'
               ? await durabilityMode(o, procs)
+              : o.mode === 'swarm'
+              ? await swarmMode({ ...o.swarm, out: o.out }, procs)
               : o.mode === 'instructions'
               ? await instructionsMode(o, procs)
               : await benchMode(o, procs);

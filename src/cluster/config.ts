@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { SLOT_COUNT } from './slot';
 import { ConfigError } from './errors';
 
-export { META_PREFIX, CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, LOG_KEY, votesKey, electionKey, demoteKey } from './meta-keys';
+export { META_PREFIX, CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, LOG_KEY, votesKey, electionKey, demoteKey, probeSeatKey, PROBE_SEATS } from './meta-keys';
 
 export interface NodeSpec {
   master: string;

@@ -18,6 +18,13 @@ export const LOG_KEY = '__cluster__:log';
 export const WAIT_FENCE_KEY = '__cluster__:wait-fence';
 export const votesKey = (node: string): string => `__cluster__:votes:${node}`;
 export const electionKey = (node: string): string => `__cluster__:election:${node}`;
+/**
+ * Seat `i` of the node's probers (docs/protocol.md, "Probers"): the id of the sidecar that probes
+ * the node's master and votes on it, with a TTL its holder renews; on every master.
+ */
+export const probeSeatKey = (node: string, i: number): string => `__cluster__:probe:${node}:${i}`;
+/** how many sidecars probe each master (seats per node) */
+export const PROBE_SEATS = 5;
 /** taken (SET NX PX, on the node's master) by the one sidecar that demotes a returning old master */
 export const demoteKey = (node: string): string => `__cluster__:demote:${node}`;
 
@@ -39,6 +46,9 @@ export function namesMeta(text: Buffer): boolean {
 /** Every metadata key a node may hold for a configuration with these node names. */
 export function metaKeysFor(nodeNames: readonly string[]): string[] {
   const keys = [CONFIG_KEY, VERSION_KEY, ERRORS_KEY, SIDECARS_KEY, SIDECARS_INFO_KEY, LOG_KEY, WAIT_FENCE_KEY];
-  for (const n of nodeNames) keys.push(votesKey(n), electionKey(n), demoteKey(n));
+  for (const n of nodeNames) {
+    keys.push(votesKey(n), electionKey(n), demoteKey(n));
+    for (let i = 0; i < PROBE_SEATS; i++) keys.push(probeSeatKey(n, i));
+  }
   return keys;
 }

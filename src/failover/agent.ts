@@ -1,16 +1,23 @@
 /**
- * What each sidecar runs for fail-over (docs/failover.md): error reports from the data path, a
- * loop that probes the masters, reads votes and live sidecars, feeds the election state machine
- * (src/failover/election.ts) and carries out its actions — votes, withdrawals, and the switch
- * when it leads — and a slower pass that demotes a configured replica found acting as a master.
+ * What each sidecar runs for fail-over (docs/failover.md): error reports from the data path; the
+ * probe seats it holds (src/failover/probers.ts: a few sidecars per master probe it and vote on
+ * it, the others only keep their lease); for the masters it probes, a loop that PINGs them, reads
+ * the votes while one fails, feeds the election state machine (src/failover/election.ts) and
+ * carries out its actions — votes, withdrawals, and the switch when it leads — and a slower pass
+ * that demotes a configured replica of theirs found acting as a master.
+ *
+ *   every checkMs   seats: renew ours, claim a vacancy (rarely: ~2 claimants per vacancy fleet-wide)
+ *   every round     per probed master: PING; while it fails, HGETALL votes + MGET seats on the others
  */
 import type Redis from 'ioredis';
 import {
   ClusterConfig,
   ERRORS_KEY,
+  PROBE_SEATS,
   SIDECARS_KEY,
   demoteKey,
   majority,
+  probeSeatKey,
   masters as mastersOf,
   votesKey,
 } from '../cluster/config';
@@ -21,6 +28,7 @@ import { Action, Election, LeadOutcome, NodeStatus, alertRoundMs, roundMs, suspi
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { SwitchResult, resumeSwitch, runSwitch } from './switch';
 import { LockNotTakenError, NotSwitchableError } from './errors';
+import { SeatReading, electorate, planClaims, seatKeys, seatTtlMs, tallySeats } from './probers';
 
 export interface FailoverAgentOptions {
   /** this sidecar's id (the one it checks in with on `__cluster__:sidecars`) */
@@ -51,6 +59,13 @@ export interface FailoverAgentOptions {
   random?: () => number;
   /** the switch this sidecar leads wrote a configuration (the hint, the final one, a roll-back): adopt it now */
   onConfigWritten?(): void;
+  /**
+   * The probe seats as the sidecar's version round last read them (ClusterView.seatReading): the
+   * agent then reads none itself. Without it (tests) the agent reads them every checkMs.
+   */
+  seats?(): SeatReading | null;
+  /** seats per node (default PROBE_SEATS) */
+  seatsPerNode?: number;
   /** passed to runSwitch / resumeSwitch (tests shorten the margin) */
   switchOptions?: { marginMs?: number; catchUpMs?: number; callTimeoutMs?: number };
 }
@@ -62,7 +77,10 @@ export interface AgentStatus {
   lastRoundAt: number;
   mastersTotal: number;
   mastersReached: number;
+  /** sidecars checked in, as the masters last counted them */
   liveSidecars: number;
+  /** the nodes whose masters this sidecar probes (it holds one of their seats) */
+  probing: string[];
   nodes: Array<NodeStatus & { reason: string; votes: number }>;
   /** node being switched by this sidecar, if any */
   leading: string | null;
@@ -76,6 +94,9 @@ export interface AgentStatus {
 
 /** deletes a key only when it holds the caller's value (the demotion lock) */
 const RELEASE_IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+/** renews a seat of ours, or takes it back where it lapsed; 0 where another sidecar holds it */
+const RENEW_SEAT = "local v = redis.call('GET', KEYS[1]) if v == ARGV[1] or not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
 
 /** a probe the node answered by refusing our credentials: up, but nothing read */
 const AUTH_REFUSED = Symbol('auth-refused');
@@ -99,10 +120,19 @@ export class FailoverAgent {
   #lastElection: AgentStatus['lastElection'] = null;
   #demotions = 0;
   #demoting: Promise<void> | null = null;
+  /** node → the seat of it this sidecar holds */
+  #mySeats = new Map<string, number>();
+  #lastSeatAt = 0;
+  /** master → unix ms it last answered any of our reads (seats, probes, votes) */
+  #answeredAt = new Map<string, number>();
+  /** error reports for nodes this sidecar does not probe: node → unix ms of the last */
+  #farReports = new Map<string, number>();
+  readonly #random: () => number;
 
   constructor(opts: FailoverAgentOptions) {
     this.#o = opts;
     this.#now = opts.now ?? Date.now;
+    this.#random = opts.random ?? Math.random;
     this.#election = new Election({ id: opts.id, now: this.#now, random: opts.random, reportIntervalMs: opts.reportIntervalMs });
   }
 
@@ -116,7 +146,16 @@ export class FailoverAgent {
     const node = Object.keys(config.nodes).find((n) => config.nodes[n]!.master === address);
     if (!node) return; // a replica: its failures elect nobody
     logger.debug('node-error', { node, address, reason });
-    if (this.#election.mayReport(node, address)) void this.#report(config, node, address);
+    if (this.#mySeats.has(node)) {
+      if (this.#election.mayReport(node, address)) void this.#report(config, node, address);
+      return;
+    }
+    // not one of its probers: a report now and then (a fleet of sidecars must not flood the masters)
+    const last = this.#farReports.get(node) ?? -Infinity;
+    const every = 10 * (this.#o.reportIntervalMs ?? 1000);
+    if (this.#now() - last < every) return;
+    this.#farReports.set(node, this.#now());
+    void this.#report(config, node, address);
   }
 
   start(): void {
@@ -134,6 +173,23 @@ export class FailoverAgent {
     await this.#demoting;
     await Promise.all(this.#leading.values());
     for (const a of [...this.#probes.keys()]) this.#dropProber(a);
+    await this.#releaseSeats();
+  }
+
+  /** On the way out: our seats go back at once, so that others take them without waiting the TTL. */
+  async #releaseSeats(): Promise<void> {
+    const config = this.#o.getConfig();
+    if (!config || this.#mySeats.size === 0) return;
+    const seats = [...this.#mySeats];
+    this.#mySeats.clear();
+    await Promise.all(
+      mastersOf(config).map((m) =>
+        within(
+          Promise.all(seats.map(([node, i]) => this.#o.client(m).eval(RELEASE_IF_OURS, 1, probeSeatKey(node, i), this.#o.id))),
+          500,
+        ).catch(() => {}),
+      ),
+    );
   }
 
   /** One round now (tests and the loop). */
@@ -152,6 +208,7 @@ export class FailoverAgent {
       mastersTotal: this.#total,
       mastersReached: this.#reached,
       liveSidecars: this.#live,
+      probing: [...this.#mySeats.keys()].sort(),
       nodes: this.#election.status().map((n) => ({ ...n, reason: this.#reasons.get(n.node) ?? '', votes: this.#votes.get(n.node) ?? 0 })),
       leading: [...this.#leading.keys()][0] ?? null,
       lastElection: this.#lastElection,
@@ -222,81 +279,223 @@ export class FailoverAgent {
     const t = config.timing;
     const now = this.#now();
     const nodes = Object.keys(config.nodes).sort();
-    const masters = nodes.map((n) => config.nodes[n]!.master);
+    const masters = mastersOf(config);
+    if (this.#lastSeatAt === 0 || now - this.#lastSeatAt >= t.checkMs) {
+      this.#lastSeatAt = now;
+      await this.#seatTick(config, nodes);
+    }
+    const probed = nodes.filter((n) => this.#mySeats.has(n));
     // A node that answered its last probe gets downAfterMs / 2 to answer this one (a busy node is
     // not a down one); a node already failing gets the round's own period, so that it does not
     // slow the rounds that count the suspicions and votes about it.
-    const failing = new Set(this.#election.status().filter((n) => n.phase !== 'up').map((n) => n.address));
+    const state = new Map(this.#election.status().map((n) => [n.node, n]));
     const patientMs = Math.max(50, Math.min(1000, Math.floor(t.downAfterMs / 2)));
-    const probeFor = (m: string): number => this.#o.probeTimeoutMs ?? (failing.has(m) ? Math.min(patientMs, this.#interval(config)) : patientMs);
-
-    // Own probes, and in the same round trip the votes and the live sidecars.
-    const liveSince = now - 2 * t.leaseMs;
-    const replies = await Promise.all(
-      masters.map(async (m) => {
-        try {
-          const probeMs = probeFor(m);
-          // the connection's own timeouts are the patient ones; `within` bounds a shorter probe
-          const p = this.#prober(m, patientMs).pipeline().ping();
-          for (const n of nodes) p.hgetall(votesKey(n));
-          p.zrangebyscore(SIDECARS_KEY, liveSince, '+inf');
-          const res = await within(p.exec(), probeMs, `PING ${m}`);
-          // a node that refuses our credentials answered: it is up, and we know nothing more
-          if (res && res[0]![0] && isAuthFailure(res[0]![0])) return this.#authRefused(m, res[0]![0].message);
-          // a node busy with a long script (or function) answers -BUSY: it is up, not a reason to vote
-          if (!res || (res[0]![0] && !/^BUSY/.test(res[0]![0].message))) {
-            this.#dropProber(m);
-            return null;
-          }
-          this.#authRefusedBy.delete(m);
-          return res.map(([e, v]) => (e ? null : v));
-        } catch (e) {
-          if (isAuthFailure(e)) return this.#authRefused(m, (e as Error).message);
-          this.#dropProber(m);
-          return null;
-        }
-      }),
-    );
-    const votes = new Map<string, Map<string, number>>(nodes.map((n) => [n, new Map()]));
-    const live = new Set<string>();
-    this.#reachable.clear();
-    replies.forEach((r, i) => {
-      const node = nodes[i]!;
-      this.#election.probe(node, masters[i]!, r !== null, now);
-      if (!r || r === AUTH_REFUSED) return;
-      this.#reachable.add(masters[i]!);
-      nodes.forEach((n, j) => {
-        const h = (r[1 + j] ?? {}) as Record<string, string>;
-        const merged = votes.get(n)!;
-        for (const [id, at] of Object.entries(h)) {
-          const ms = Number(at);
-          if (Number.isFinite(ms) && ms > (merged.get(id) ?? -Infinity)) merged.set(id, ms);
-        }
-      });
-      for (const id of (r[1 + nodes.length] ?? []) as string[]) live.add(id);
+    const failingNode = (n: string): boolean => {
+      const st = state.get(n);
+      return st !== undefined && st.address === config.nodes[n]!.master && st.phase !== 'up';
+    };
+    const probeFor = (n: string): number => this.#o.probeTimeoutMs ?? (failingNode(n) ? Math.min(patientMs, this.#interval(config)) : patientMs);
+    // While a probed master fails (or its switch is under way, or we stand by a vote), the votes
+    // and seats of its node are read from every other master each round.
+    const alert = new Set(probed.filter((n) => failingNode(n) || state.get(n)?.votedAt != null || config.switching?.node === n));
+    const touched = new Map<string, boolean>();
+    const [probes, reads] = await Promise.all([
+      Promise.all(probed.map((n) => this.#probe(config.nodes[n]!.master, patientMs, probeFor(n)))),
+      Promise.all(
+        [...alert].map(async (n) => {
+          const keys = seatKeys([n], this.#seatsPerNode);
+          const others = masters.filter((m) => m !== config.nodes[n]!.master);
+          const got = await Promise.all(
+            others.map(async (m) => {
+              try {
+                const res = await within(this.#o.client(m).pipeline().hgetall(votesKey(n)).mget(keys).exec(), probeFor(n), `votes ${m}`);
+                if (!res || res.some(([e]) => e)) throw new Error('no reply');
+                return { m, votes: res[0]![1] as Record<string, string>, seats: res[1]![1] as Array<string | null> };
+              } catch {
+                return { m, votes: null, seats: null };
+              }
+            }),
+          );
+          return { node: n, got };
+        }),
+      ),
+    ]);
+    probed.forEach((n, i) => {
+      const r = probes[i]!;
+      const m = config.nodes[n]!.master;
+      this.#election.probe(n, m, r !== 'down', now);
+      touched.set(m, r !== 'down');
     });
+    for (const { got } of reads) for (const g of got) touched.set(g.m, (touched.get(g.m) ?? false) || g.votes !== null);
+    for (const [m, ok] of touched) if (ok) this.#answeredAt.set(m, now);
+    // Reached: this round's answers; for masters not asked this round, an answer within two checkMs.
+    this.#reachable.clear();
+    for (const m of masters) {
+      const ok = touched.has(m) ? touched.get(m)! : (this.#answeredAt.get(m) ?? -Infinity) >= now - 2 * t.checkMs;
+      if (ok) this.#reachable.add(m);
+    }
     this.#total = masters.length;
     this.#reached = this.#reachable.size;
-    this.#live = live.size;
 
-    const actions = this.#election.decide({
-      config,
-      mastersTotal: masters.length,
-      mastersReached: this.#reached,
-      liveSidecars: live.size,
-      nodes: nodes.map((n) => ({ node: n, address: config.nodes[n]!.master, votes: votes.get(n)! })),
+    const views = probed.map((n) => {
+      const votes = new Map<string, number>();
+      const voters = new Set<string>([this.#o.id]);
+      const reading = this.#lastReading;
+      if (reading) for (const id of electorate(reading, reading.nodes, n, this.#seatsPerNode)) voters.add(id);
+      const read = reads.find((r) => r.node === n);
+      if (read) {
+        for (const g of read.got) for (const id of g.seats ?? []) if (id) voters.add(id);
+        for (const g of read.got)
+          for (const [field, at] of Object.entries(g.votes ?? {})) {
+            const ms = Number(at);
+            const id = field.endsWith(':suspect') ? field.slice(0, -':suspect'.length) : field;
+            if (!voters.has(id) || !Number.isFinite(ms)) continue;
+            if (ms > (votes.get(field) ?? -Infinity)) votes.set(field, ms);
+          }
+      }
+      return { node: n, address: config.nodes[n]!.master, votes, electorate: voters.size };
     });
-    for (const n of nodes) this.#votes.set(n, [...votes.get(n)!.values()].filter((at) => at >= now - voteFreshMs(t)).length);
+    const actions = this.#election.decide({ config, mastersTotal: masters.length, mastersReached: this.#reached, liveSidecars: 0, nodes: views });
+    for (const v of views) this.#votes.set(v.node, [...v.votes].filter(([f, at]) => !f.endsWith(':suspect') && at >= now - voteFreshMs(t)).length);
+    for (const n of [...this.#votes.keys()]) if (!this.#mySeats.has(n)) this.#votes.delete(n);
     await Promise.all(actions.map((a) => this.#act(config, a)));
     this.#lastRoundAt = this.#now();
 
     // In the background: a replica that does not answer must not hold up the rounds.
-    if (now - this.#lastDemoteAt >= (this.#o.demoteEveryMs ?? t.checkMs) && !this.#demoting) {
+    if (probed.length > 0 && now - this.#lastDemoteAt >= (this.#o.demoteEveryMs ?? t.checkMs) && !this.#demoting) {
       this.#lastDemoteAt = now;
-      this.#demoting = this.#demoteStrays(config)
+      this.#demoting = this.#demoteStrays(config, probed)
         .catch((e) => logger.warn('failover-demote-pass-failed', { error: (e as Error).message }))
         .finally(() => (this.#demoting = null));
     }
+  }
+
+  get #seatsPerNode(): number {
+    return this.#o.seatsPerNode ?? PROBE_SEATS;
+  }
+
+  /** One PING of a probed master on the agent's own connection: 'up', 'down' or 'auth' (refused our credentials: up). */
+  async #probe(m: string, patientMs: number, probeMs: number): Promise<'up' | 'down' | 'auth'> {
+    try {
+      // the connection's own timeouts are the patient ones; `within` bounds a shorter probe
+      const res = await within(this.#prober(m, patientMs).pipeline().ping().exec(), probeMs, `PING ${m}`);
+      const err = res?.[0]?.[0] ?? null;
+      // a node that refuses our credentials answered: it is up, and we know nothing more
+      if (err && isAuthFailure(err)) {
+        this.#authRefused(m, err.message);
+        return 'auth';
+      }
+      // a node busy with a long script (or function) answers -BUSY: it is up, not a reason to vote
+      if (!res || (err && !/^BUSY/.test(err.message))) {
+        this.#dropProber(m);
+        return 'down';
+      }
+      this.#authRefusedBy.delete(m);
+      return 'up';
+    } catch (e) {
+      if (isAuthFailure(e)) {
+        this.#authRefused(m, (e as Error).message);
+        return 'auth';
+      }
+      this.#dropProber(m);
+      return 'down';
+    }
+  }
+
+  #lastReading: SeatReading | null = null;
+
+  /**
+   * Every checkMs: what the seats say (from the version round, or a read of our own), then our
+   * seats renewed on every master — dropped where a majority no longer has them — and, when the
+   * plan says so, a vacancy claimed with SET NX PX (kept when a majority took it).
+   */
+  async #seatTick(config: ClusterConfig, nodes: string[]): Promise<void> {
+    const t = config.timing;
+    const masters = mastersOf(config);
+    const k = this.#seatsPerNode;
+    const bound = this.#o.probeTimeoutMs ?? roundMs(t);
+    let reading: SeatReading | null;
+    if (this.#o.seats) {
+      reading = this.#o.seats();
+      // a reading of another configuration's nodes, or an old one, says nothing now
+      if (reading && (reading.nodes.join('\n') !== nodes.join('\n') || this.#now() - reading.at > 3 * t.checkMs)) reading = null;
+    } else reading = await this.#readSeats(masters, nodes, bound);
+    this.#lastReading = reading;
+    if (!reading) return;
+    for (const [m, c] of reading.copies) if (c) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, reading.at));
+    if (reading.sidecars > 0) this.#live = reading.sidecars;
+    const tally = tallySeats(reading, nodes, k);
+    const need = majority(masters.length);
+    const ttl = String(seatTtlMs(t.checkMs));
+    const onAll = async (fn: (c: Redis) => Promise<unknown>): Promise<string[]> => {
+      const ok: string[] = [];
+      await Promise.all(
+        masters.map(async (m) => {
+          try {
+            if ((await within(fn(this.#o.client(m)), bound)) !== null) ok.push(m);
+          } catch {
+            /* unreachable: the majority decides */
+          }
+        }),
+      );
+      return ok;
+    };
+    // ours: renewed, or given up when another holds it or a majority cannot be reached
+    await Promise.all(
+      [...this.#mySeats].map(async ([node, i]) => {
+        const st = tally.get(node)?.[i];
+        const taken = !config.nodes[node] || (st?.kind === 'held' && st.id !== this.#o.id);
+        const renewed = taken ? [] : await onAll(async (c) => ((await c.eval(RENEW_SEAT, 1, probeSeatKey(node, i), this.#o.id, ttl)) === 1 ? 1 : null));
+        if (renewed.length >= need) return;
+        this.#mySeats.delete(node);
+        logger.info('probe-seat-lost', { node, seat: i, renewedOn: renewed.length, why: taken ? 'another sidecar holds it' : 'not renewed on a majority of masters' });
+        if (config.nodes[node]) await onAll((c) => c.eval(RELEASE_IF_OURS, 1, probeSeatKey(node, i), this.#o.id));
+      }),
+    );
+    // more seats than a fair share (taken while few sidecars had checked in): one goes back per
+    // tick, never while a master we probe fails — one host's death should not take many probers
+    const share = Math.ceil((nodes.length * k) / Math.max(1, reading.sidecars));
+    const calm = this.#election.status().every((n) => n.phase === 'up' && !n.leading) && !config.switching;
+    if (reading.sidecars > 0 && this.#mySeats.size > share && calm) {
+      const [node, i] = [...this.#mySeats][Math.floor(this.#random() * this.#mySeats.size)]!;
+      this.#mySeats.delete(node);
+      logger.info('probe-seat-given-back', { node, seat: i, held: this.#mySeats.size + 1, share });
+      await onAll((c) => c.eval(RELEASE_IF_OURS, 1, probeSeatKey(node, i), this.#o.id));
+      return;
+    }
+    // a vacancy, now and then
+    const plan = planClaims({ id: this.#o.id, nodes, tally, sidecars: reading.sidecars, random: this.#random, seats: k });
+    await Promise.all(
+      plan.map(async ({ node, seat }) => {
+        const key = probeSeatKey(node, seat);
+        const took = await onAll(async (c) => ((await c.set(key, this.#o.id, 'PX', Number(ttl), 'NX')) === 'OK' ? 1 : null));
+        if (took.length >= need) {
+          this.#mySeats.set(node, seat);
+          logger.info('probe-seat-taken', { node, seat, master: config.nodes[node]!.master });
+        } else if (took.length > 0) await onAll((c) => c.eval(RELEASE_IF_OURS, 1, key, this.#o.id));
+      }),
+    );
+  }
+
+  /** Without a version round to lean on (tests): the seats and the sidecar count, read from every master. */
+  async #readSeats(masters: string[], nodes: string[], bound: number): Promise<SeatReading> {
+    const at = this.#now();
+    const keys = seatKeys(nodes, this.#seatsPerNode);
+    const copies = new Map<string, Array<string | null> | null>();
+    let sidecars = 0;
+    await Promise.all(
+      masters.map(async (m) => {
+        try {
+          const res = await within(this.#o.client(m).pipeline().mget(keys).zcard(SIDECARS_KEY).exec(), bound);
+          if (!res || res[0]![0]) throw new Error('no reply');
+          copies.set(m, res[0]![1] as Array<string | null>);
+          sidecars = Math.max(sidecars, Number(res[1]![1]) || 0);
+        } catch {
+          copies.set(m, null);
+        }
+      }),
+    );
+    return { at, nodes, copies, sidecars };
   }
 
   /** Masters other than `except` that answered the last probe (all of them before the first round). */
@@ -437,11 +636,11 @@ export class FailoverAgent {
    * replica a dead leader promoted) is made to follow its configured master — after the newest
    * configuration on the masters has confirmed that it is indeed a replica.
    */
-  async #demoteStrays(config: ClusterConfig): Promise<void> {
+  async #demoteStrays(config: ClusterConfig, probed: string[]): Promise<void> {
     if (config.switching) return;
     const suspects: Array<{ node: string; address: string }> = [];
     await Promise.all(
-      Object.entries(config.nodes).flatMap(([node, spec]) =>
+      Object.entries(config.nodes).filter(([node]) => probed.includes(node)).flatMap(([node, spec]) =>
         spec.replicas.map(async (address) => {
           try {
             if ((await replication(this.#o.client(address), 1000)).role === 'master') suspects.push({ node, address });

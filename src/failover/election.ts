@@ -32,6 +32,11 @@ export interface NodeView {
   address: string;
   /** votes read from the masters, merged: sidecar id → unix ms of the vote (the newest seen) */
   votes: Record<string, number> | Map<string, number>;
+  /**
+   * how many sidecars may vote on this node (its probers, src/failover/probers.ts); the votes
+   * passed are theirs only. Default: world.liveSidecars
+   */
+  electorate?: number;
 }
 
 export interface World {
@@ -355,7 +360,7 @@ export class Election {
       if (suspecting) suspects.add(this.#id);
       for (const v of voters) suspects.add(v); // a vote is a suspicion too
       s.votes = voters.size;
-      s.needed = majority(Math.max(world.liveSidecars, voters.size, 1));
+      s.needed = majority(Math.max(view.electorate ?? world.liveSidecars, voters.size, 1));
 
       // Leftover switch of a dead leader: finish or roll back, in either mode, votes or not.
       if (switching && switching.node === node) {
@@ -377,7 +382,7 @@ export class Election {
       }
       // Down (or suspected early enough), and we reach a majority: lead when enough agree.
       const count = down ? s.votes : suspects.size;
-      const needed = down ? s.needed : majority(Math.max(world.liveSidecars, suspects.size, 1));
+      const needed = down ? s.needed : majority(Math.max(view.electorate ?? world.liveSidecars, suspects.size, 1));
       if (switching) none(`another switch in progress (${switching.node})`);
       else if (world.config.failover !== 'auto') none('manual fail-over mode');
       else if (s.leading) none('leading');

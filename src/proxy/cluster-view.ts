@@ -3,8 +3,12 @@
  *
  * - start-up: read the configuration from the seeds; no reachable seed is a clear log line and
  *   a retry, never an exit;
- * - every checkMs: one pipelined round to every master: GET version + check-in; a majority of
- *   masters agreeing with our version renews the lease (from when the round was *sent*);
+ * - every checkMs: one pipelined round to every master: MGET of the version and the probe seats
+ *   (src/failover/probers.ts) and a STRLEN of the copy; a majority of masters agreeing with our
+ *   version renews the lease (from when the round was *sent*). Every CHECK_IN_EVERY-th round (at
+ *   a phase of its own per sidecar) also checks the sidecar in and counts the sidecars: what a
+ *   master serves per sidecar stays one small read per checkMs (docs/protocol.md, "What the
+ *   control plane costs");
  * - a different version anywhere, a redirect, or a lost master connection: reload (concurrent
  *   triggers share one reload); of the good copies the highest epoch wins, and masters with an
  *   older or broken copy are repaired by compare-and-set;
@@ -24,11 +28,17 @@ import {
   masters as mastersOf,
 } from '../cluster/config';
 import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
+import { SeatReading, seatKeys } from '../failover/probers';
 import { leaseRefusal } from './router';
 import { Routing } from './routing';
 import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
 import { Stats } from '../observe/stats';
 import { logger } from '../observe/log';
+
+/** a sidecar checks in (and counts the sidecars) every this many version rounds */
+export const CHECK_IN_EVERY = 10;
+/** how long a check-in counts as live: a few check-in periods of the cluster's checkMs */
+export const checkInLiveMs = (checkMs: number): number => 3 * CHECK_IN_EVERY * checkMs;
 
 /** how long the other masters may still answer a reload once a majority has (as the switch's quorum calls) */
 const RELOAD_GRACE_MS = 30;
@@ -79,11 +89,39 @@ export class ClusterView {
   #listeners: Array<(r: Routing, previous: Routing | null) => void> = [];
   #lastCheckAt = 0;
   #unreachable = new Set<string>();
+  #rounds = 0;
+  /** this sidecar's check-in phase among the CHECK_IN_EVERY rounds */
+  readonly #phase: number;
+  /** the MGET of each round: the version, then the seats of the configuration's nodes */
+  #checkKeys: { routing: Routing; nodes: string[]; keys: string[] } | null = null;
+  #seatNodes: string[] = [];
+  #seats = new Map<string, { at: number; values: Array<string | null> }>();
+  #seatsAt = 0;
+  #sidecars = 0;
 
   constructor(opts: ClusterViewOptions) {
     this.#opts = opts;
     this.#stats = opts.stats;
     this.#now = opts.now ?? Date.now;
+    let h = 0;
+    for (let i = 0; i < opts.id.length; i++) h = (h * 31 + opts.id.charCodeAt(i)) >>> 0;
+    this.#phase = h % CHECK_IN_EVERY;
+  }
+
+  /**
+   * The probe seats as the last version round read them (null before one): what the fail-over
+   * agent needs to know who probes each master, without a read of its own.
+   */
+  seatReading(): SeatReading | null {
+    const r = this.#routing;
+    if (!r || this.#seatsAt === 0) return null;
+    // a master not asked lately (the rounds ask a majority) counts with its last answer while it is recent
+    const copies = new Map<string, Array<string | null> | null>();
+    for (const m of r.masters) {
+      const c = this.#seats.get(m);
+      copies.set(m, c && c.at >= this.#seatsAt - 3 * this.checkMs ? c.values : null);
+    }
+    return { at: this.#seatsAt, nodes: this.#seatNodes, copies, sidecars: this.#sidecars };
   }
 
   get routing(): Routing | null {
@@ -237,37 +275,68 @@ export class ClusterView {
     this.#stats.configChecks++;
     const masters = r.masters;
     const need = majority(masters.length);
-    // Entries of *other* sidecars are trimmed too: use the cluster's lease when ours is shorter
-    // (a local --lease-ms override must not make others look dead).
-    const trimBefore = sentAt - 3 * Math.max(this.leaseMs, r.config.timing.leaseMs);
-    const info = JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt });
-    // Each master's answer is handled as it comes: a majority agreeing renews the lease, any other
-    // version starts a reload at once. The round is over for the caller as soon as its outcome is
-    // known; a stopped master's answer (or timeout) is not waited for.
+    // Check in on the first round and then every CHECK_IN_EVERY-th, at a phase of this sidecar's
+    // own (so that a fleet's check-ins spread over the period). Entries of *other* sidecars are
+    // trimmed too: use the cluster's checkMs when ours is shorter.
+    const checkIn = this.#rounds++ === 0 || (this.#rounds + this.#phase) % CHECK_IN_EVERY === 0;
+    const trimBefore = sentAt - checkInLiveMs(Math.max(this.checkMs, r.config.timing.checkMs));
+    const info = checkIn ? JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt }) : '';
+    if (this.#checkKeys?.routing !== r) {
+      const nodes = Object.keys(r.config.nodes).sort();
+      this.#checkKeys = { routing: r, nodes, keys: [VERSION_KEY, ...seatKeys(nodes)] };
+    }
+    const keys = this.#checkKeys.keys;
+    if (this.#seatNodes !== this.#checkKeys.nodes) this.#seats.clear();
+    this.#seatNodes = this.#checkKeys.nodes;
+    this.#seatsAt = sentAt;
+    // A majority of masters is asked (all of them on check-in rounds): those that answered last
+    // time first, rotated per sidecar and round so that the fleet's reads spread evenly. Any
+    // version but ours shows on a majority, as every configuration is written to one. Should one
+    // of them fail, or not answer within a quarter of checkMs, the others are asked too.
+    const order = masters.map((_, i) => masters[(i + this.#phase + this.#rounds) % masters.length]!);
+    order.sort((x, y) => Number(this.#unreachable.has(x)) - Number(this.#unreachable.has(y)));
+    const first = checkIn ? order : order.slice(0, need);
+    let asked = 0;
     let agree = 0;
     let answered = 0;
     let settled = false;
+    let widened = first.length === masters.length;
     await new Promise<void>((done) => {
       const finish = (): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(late);
         done();
       };
-      for (const m of masters) {
-        this.client(m)
+      const widen = (): void => {
+        if (widened || settled) return;
+        widened = true;
+        for (const m of order.slice(first.length)) ask(m);
+      };
+      const late = setTimeout(widen, Math.max(25, Math.floor(this.checkMs / 4)));
+      late.unref();
+      const ask = (m: string): void => {
+        asked++;
+        const p = this.client(m)
           .pipeline()
-          .get(VERSION_KEY)
-          .zadd(SIDECARS_KEY, sentAt, this.#opts.id)
-          .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
-          .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
+          .mget(keys)
           // O(1): a copy deleted, truncated or overwritten under an intact version shows here
-          .strlen(CONFIG_KEY)
-          .exec()
+          .strlen(CONFIG_KEY);
+        if (checkIn)
+          p.zadd(SIDECARS_KEY, sentAt, this.#opts.id)
+            .hset(SIDECARS_INFO_KEY, this.#opts.id, info)
+            .eval(TRIM_SIDECARS_SCRIPT, 2, SIDECARS_KEY, SIDECARS_INFO_KEY, trimBefore)
+            .zcard(SIDECARS_KEY);
+        p.exec()
           .then((res) => {
             if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
             this.#unreachable.delete(m);
-            const v = res[0]![1] as string | null;
-            const len = res[4]?.[1];
+            const values = res[0]![1] as Array<string | null>;
+            this.#seats.set(m, { at: sentAt, values: values.slice(1) });
+            const count = res[5]?.[1];
+            if (typeof count === 'number') this.#sidecars = count;
+            const v = values[0] ?? null;
+            const len = res[1]?.[1];
             if (v === r.version && typeof len === 'number' && len !== this.#textBytes) void this.requestReload(`the configuration on master ${m} does not match its version`).then(finish);
             else if (v === r.version) {
               if (++agree === need && this.#routing === r) {
@@ -278,9 +347,11 @@ export class ClusterView {
           })
           .catch(() => {
             this.#unreachable.add(m);
+            this.#seats.delete(m);
+            widen();
           })
           .finally(() => {
-            if (++answered === masters.length) {
+            if (++answered === asked && widened) {
               if (agree < need && this.#routing === r) {
                 this.#stats.configCheckFailures++;
                 logger.warn('config-not-confirmed', { agree, need, unreachable: [...this.#unreachable] });
@@ -288,7 +359,8 @@ export class ClusterView {
               finish();
             }
           });
-      }
+      };
+      for (const m of first) ask(m);
     });
   }
 

@@ -22,7 +22,8 @@ import { createMetrics } from '../observe/metrics';
 import { DEFAULT_LIMITS } from '../resp/request-parser';
 import { majority } from '../cluster/config';
 import { logger, setLogLevel } from '../observe/log';
-import { FailoverAgent } from '../failover/agent';
+import type { FailoverAgent } from '../failover/agent';
+import { createControlPlane } from '../failover/control-plane';
 import { adoptClient } from './io';
 import type { ClusterViewOptions } from './cluster-view';
 import type { PoolOptions } from './pool';
@@ -174,7 +175,9 @@ export class Sidecar implements SidecarContext {
       checkMs: cfg.checkMs,
       leaseMs: cfg.leaseMs,
     };
-    this.view = new ClusterView(this.#viewOpts);
+    const plane = createControlPlane({ view: this.#viewOpts, failover: cfg.failover !== false });
+    this.view = plane.view;
+    this.agent = plane.agent;
     this.#poolOpts = {
       per: this.options.poolPer,
       timeoutMs: this.options.nodeTimeoutMs,
@@ -207,17 +210,6 @@ export class Sidecar implements SidecarContext {
         this.pool.fence(sw.from, `closed: node ${sw.node} is switching to a new master; retry shortly`);
       }
     });
-    if (cfg.failover !== false) {
-      this.agent = new FailoverAgent({
-        id: this.options.id,
-        addr: `${this.options.bind}:${this.options.port}`,
-        stats: this.stats,
-        getConfig: () => this.view.routing?.config ?? null,
-        client: (a) => this.view.client(a),
-        probeClient: (a, ms) => controlClient(a, { connectTimeoutMs: ms, commandTimeoutMs: ms }),
-        onConfigWritten: () => void this.view.requestReload('this sidecar wrote a new configuration (fail-over)'),
-      });
-    }
   }
 
   #label(addr: string): string {
