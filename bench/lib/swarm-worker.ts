@@ -87,6 +87,8 @@ function status(version?: string): Record<string, unknown> {
       if (at !== undefined) adoptedAt.push(at);
     }
   }
+  const unreachable: Record<string, number> = {};
+  for (const p of planes.values()) if (!p.stopped) for (const m of p.view.unreachableMasters) unreachable[m] = (unreachable[m] ?? 0) + 1;
   const configs: Record<string, string> = {};
   for (const p of planes.values()) {
     const r = p.view.routing;
@@ -102,6 +104,7 @@ function status(version?: string): Record<string, unknown> {
     probing,
     versions,
     configs,
+    unreachable,
     adoptedAt,
     events: Object.fromEntries(events),
     errors,

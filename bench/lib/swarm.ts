@@ -62,7 +62,11 @@ async function sample(c: Redis): Promise<InfoSample> {
     const k = line.slice(0, i);
     const v = line.slice(i + 1);
     f.set(k, v);
-    if (k.startsWith('cmdstat_')) cmdstat[k.slice(8)] = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
+    if (k.startsWith('cmdstat_')) {
+      cmdstat[k.slice(8)] = Number(/(?:^|,)calls=(\d+)/.exec(v)?.[1] ?? 0);
+      const rejected = Number(/rejected_calls=(\d+)/.exec(v)?.[1] ?? 0) + Number(/failed_calls=(\d+)/.exec(v)?.[1] ?? 0);
+      if (rejected) cmdstat[`failed ${k.slice(8)}`] = rejected;
+    }
     // errors the control plane met count as their own rows ("error ERR", "error NOSCRIPT", ...)
     if (k.startsWith('errorstat_')) cmdstat[`error ${k.slice(10)}`] = Number(/count=(\d+)/.exec(v)?.[1] ?? 0);
   }
@@ -169,6 +173,9 @@ async function statusOf(workers: Worker[], version?: string): Promise<WorkerStat
     for (const k of ['planes', 'routed', 'leaseValid', 'electionsLed', 'electionsCompleted', 'votesCast', 'probing', 'rss'] as const) sum[k] += s[k];
     for (const [v, n] of Object.entries(s.versions)) sum.versions[v] = (sum.versions[v] ?? 0) + n;
     Object.assign(sum.configs, s.configs);
+    const u = (s as unknown as { unreachable?: Record<string, number> }).unreachable ?? {};
+    const su = ((sum as unknown as { unreachable?: Record<string, number> }).unreachable ??= {});
+    for (const [m, k] of Object.entries(u)) su[m] = (su[m] ?? 0) + k;
     sum.adoptedAt.push(...s.adoptedAt);
     for (const [e, n] of Object.entries(s.events)) sum.events[e] = (sum.events[e] ?? 0) + n;
     sum.errors.push(...s.errors);
@@ -241,6 +248,7 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
     const cpu0 = await statusOf(workers);
     const load = await window(clients, o.windowMs);
     const cpu1 = await statusOf(workers);
+    say(`swarm N=${n}: planes that found a master unreachable in their last round: ${JSON.stringify((cpu1 as unknown as { unreachable: unknown }).unreachable ?? {})}`);
     const meta = await Promise.all(clients.map(metaKeys));
     const perMaster = load.map((l, i) => ({
       cmdsPerSec: l.cmdsPerSec - idle[i]!.cmdsPerSec,

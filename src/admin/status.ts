@@ -13,6 +13,7 @@ import {
   roleOf,
 } from '../cluster/config';
 import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
+import { checkInLiveMs } from '../cluster/check-in';
 import { NodeCopy, newest, readCopy } from '../cluster/store';
 import { adminClient, closeAll, replicationInfo, whenConnected } from './create';
 import { NoConfigurationError, NoSeedReachableError } from './errors';
@@ -236,7 +237,7 @@ export async function clusterStatus(opts: StatusOptions): Promise<ClusterStatus>
       );
     for (const m of copiesReport.missing) warnings.push(`${m} holds no configuration`);
 
-    const sidecars = await readSidecars(config, copies, client, now(), 3 * config.timing.leaseMs);
+    const sidecars = await readSidecars(config, copies, client, now(), checkInLiveMs(config.timing));
     return {
       time: now(),
       epoch: config.epoch,

@@ -13,7 +13,9 @@
  *   triggers share one reload); of the good copies the highest epoch wins, and masters with an
  *   older or broken copy are repaired by compare-and-set;
  * - past the lease the data path refuses to route (leaseError), until a round confirms again;
- * - while `switching` is set, re-check every switchingCheckMs.
+ * - while `switching` is set, peek every switchingCheckMs: GET version from one master, in turn
+ *   (a change shows on any; the full rounds go on every checkMs for the lease), so that a fleet
+ *   picks up the final configuration soon without a storm of majority rounds.
  */
 import type Redis from 'ioredis';
 import {
@@ -28,6 +30,7 @@ import {
   masters as mastersOf,
 } from '../cluster/config';
 import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
+import { CHECK_IN_EVERY, TRIM_SIDECARS_SCRIPT, checkInTrimMs } from '../cluster/check-in';
 import { SeatReading, seatKeys } from '../failover/probers';
 import { leaseRefusal } from './router';
 import { Routing } from './routing';
@@ -35,29 +38,10 @@ import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
 import { Stats } from '../observe/stats';
 import { logger } from '../observe/log';
 
-/** a sidecar checks in (and counts the sidecars) every this many version rounds */
-export const CHECK_IN_EVERY = 10;
-/** how long a check-in counts as live: a few check-in periods of the cluster's checkMs */
-export const checkInLiveMs = (checkMs: number): number => 3 * CHECK_IN_EVERY * checkMs;
-
 /** how long the other masters may still answer a reload once a majority has (as the switch's quorum calls) */
 const RELOAD_GRACE_MS = 30;
 
 
-/**
- * Check-in trim (KEYS: sidecars zset, sidecars info hash; ARGV: oldest score kept). Removes the
- * stale ids from both, so the info hash does not keep every sidecar that ever ran.
- */
-const TRIM_SIDECARS_SCRIPT = `
-local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-for i = 1, #old, 500 do
-  local batch = {}
-  for j = i, math.min(i + 499, #old) do batch[#batch + 1] = old[j] end
-  redis.call('ZREM', KEYS[1], unpack(batch))
-  redis.call('HDEL', KEYS[2], unpack(batch))
-end
-return #old
-`;
 
 export interface ClusterViewOptions {
   seeds: string[];
@@ -252,11 +236,29 @@ export class ClusterView {
    */
   async #tick(): Promise<void> {
     const sw = this.#routing?.config.switching;
+    const full = !sw || this.#now() - this.#lastCheckAt >= this.checkMs - this.#switchingMs() / 2;
     this.#schedule(sw ? this.#switchingMs() : this.checkMs);
     try {
-      await this.check();
+      await (full ? this.check() : this.#peek());
     } catch (e) {
       logger.warn('config-check-failed', { error: (e as Error).message });
+    }
+  }
+
+  #peeks = 0;
+
+  /** During a switch: the version of one master, in turn; a difference starts a reload. */
+  async #peek(): Promise<void> {
+    const r = this.#routing;
+    if (!r) return;
+    const up = r.masters.filter((m) => !this.#unreachable.has(m));
+    const list = up.length ? up : r.masters;
+    const m = list[(this.#peeks++ + this.#phase) % list.length]!;
+    try {
+      const v = await this.client(m).get(VERSION_KEY);
+      if (v !== r.version && this.#routing === r) void this.requestReload(`version differs on master ${m}`);
+    } catch {
+      /* the full rounds see to it */
     }
   }
 
@@ -277,9 +279,9 @@ export class ClusterView {
     const need = majority(masters.length);
     // Check in on the first round and then every CHECK_IN_EVERY-th, at a phase of this sidecar's
     // own (so that a fleet's check-ins spread over the period). Entries of *other* sidecars are
-    // trimmed too: use the cluster's checkMs when ours is shorter.
+    // trimmed too: by the cluster's timing, whatever our local overrides.
     const checkIn = this.#rounds++ === 0 || (this.#rounds + this.#phase) % CHECK_IN_EVERY === 0;
-    const trimBefore = sentAt - checkInLiveMs(Math.max(this.checkMs, r.config.timing.checkMs));
+    const trimBefore = sentAt - checkInTrimMs(r.config.timing);
     const info = checkIn ? JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt }) : '';
     if (this.#checkKeys?.routing !== r) {
       const nodes = Object.keys(r.config.nodes).sort();
