@@ -14,6 +14,7 @@
 import { ControlPlane, createControlPlane } from '../../src/failover/control-plane';
 import { Stats } from '../../src/observe/stats';
 import { setLogLevel, setLogSink } from '../../src/observe/log';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 interface Plane extends ControlPlane {
   id: string;
@@ -22,8 +23,14 @@ interface Plane extends ControlPlane {
 }
 
 const planes = new Map<string, Plane>();
+/** how late this process's timers ran (a starved swarm delays its planes' rounds, not the design) */
+const lag = monitorEventLoopDelay({ resolution: 10 });
+lag.enable();
 const events = new Map<string, number>();
 const errors: string[] = [];
+/** the fail-over's own lines (why a lead failed) and when leases lapsed */
+const notable: string[] = [];
+const expiries: number[] = [];
 
 setLogLevel('info');
 setLogSink((line) => {
@@ -31,7 +38,9 @@ setLogSink((line) => {
     const o = JSON.parse(line) as { event: string; level: string; step?: string; outcome?: string };
     const key = o.event === 'failover-step' ? `failover-step:${o.step}` : o.event === 'failover-not-led' || o.event === 'failover-done' ? `${o.event}:${o.outcome}` : o.event;
     events.set(key, (events.get(key) ?? 0) + 1);
-    if (o.level === 'error' && errors.length < 20) errors.push(line);
+    if (o.level === 'error' && errors.length < 20 && o.event !== 'no-seed-reachable') errors.push(line);
+    if ((o.event === 'failover-not-led' || o.event === 'failover-done') && notable.length < 40) notable.push(line);
+    if (o.event === 'lease-expired' && expiries.length < 100_000) expiries.push(Date.now());
   } catch {
     /* not ours */
   }
@@ -108,7 +117,10 @@ function status(version?: string): Record<string, unknown> {
     adoptedAt,
     events: Object.fromEntries(events),
     errors,
+    notable,
+    expiries,
     rss: process.memoryUsage().rss,
+    lagMaxMs: Math.round(lag.max / 1e6),
     cpu: process.cpuUsage(),
   };
 }
@@ -134,6 +146,7 @@ process.on('message', (m: { cmd: string; seeds?: string[]; ids?: string[]; sprea
         return;
       case 'status':
         send({ reply: 'status', ...status(m.version) });
+        if ((m as { resetLag?: boolean }).resetLag) lag.reset();
         return;
       case 'stop-ids':
         await stopIds(m.ids!);

@@ -128,7 +128,10 @@ interface WorkerStatus {
   adoptedAt: number[];
   events: Record<string, number>;
   errors: string[];
+  notable: string[];
+  expiries: number[];
   rss: number;
+  lagMaxMs: number;
   cpu: { user: number; system: number };
 }
 
@@ -166,9 +169,9 @@ class Worker {
 }
 
 /** Every worker's status, summed. */
-async function statusOf(workers: Worker[], version?: string): Promise<WorkerStatus> {
-  const all = await Promise.all(workers.map((w) => w.ask<WorkerStatus>({ cmd: 'status', version })));
-  const sum: WorkerStatus = { planes: 0, routed: 0, leaseValid: 0, electionsLed: 0, electionsCompleted: 0, votesCast: 0, probing: 0, versions: {}, configs: {}, adoptedAt: [], events: {}, errors: [], rss: 0, cpu: { user: 0, system: 0 } };
+async function statusOf(workers: Worker[], version?: string, resetLag = false): Promise<WorkerStatus> {
+  const all = await Promise.all(workers.map((w) => w.ask<WorkerStatus>({ cmd: 'status', version, resetLag })));
+  const sum: WorkerStatus = { planes: 0, routed: 0, leaseValid: 0, electionsLed: 0, electionsCompleted: 0, votesCast: 0, probing: 0, versions: {}, configs: {}, adoptedAt: [], events: {}, errors: [], notable: [], expiries: [], rss: 0, lagMaxMs: 0, cpu: { user: 0, system: 0 } };
   for (const s of all) {
     for (const k of ['planes', 'routed', 'leaseValid', 'electionsLed', 'electionsCompleted', 'votesCast', 'probing', 'rss'] as const) sum[k] += s[k];
     for (const [v, n] of Object.entries(s.versions)) sum.versions[v] = (sum.versions[v] ?? 0) + n;
@@ -179,6 +182,9 @@ async function statusOf(workers: Worker[], version?: string): Promise<WorkerStat
     sum.adoptedAt.push(...s.adoptedAt);
     for (const [e, n] of Object.entries(s.events)) sum.events[e] = (sum.events[e] ?? 0) + n;
     sum.errors.push(...s.errors);
+    sum.notable.push(...s.notable);
+    sum.expiries.push(...s.expiries);
+    sum.lagMaxMs = Math.max(sum.lagMaxMs, s.lagMaxMs);
     sum.cpu.user += s.cpu.user;
     sum.cpu.system += s.cpu.system;
   }
@@ -207,9 +213,22 @@ export interface SizeResult {
   meta: Array<{ keys: number; bytes: number; largest: Array<[string, number]> }>;
   byCommand: Record<string, number>;
   configMs: { p50: number; max: number } | null;
-  failover: { detectMs: number | null; completeMs: number | null; elections: number; lockAttempts: number; votes: number; events: Record<string, number> } | null;
+  failover: {
+    detectMs: number | null;
+    completeMs: number | null;
+    elections: number;
+    lockAttempts: number;
+    votes: number;
+    events: Record<string, number>;
+    /** lease expiries per second after the kill ("0" = the first second) */
+    expiriesBySecond: Record<string, number>;
+    /** why a lead failed, and how the election ended */
+    notable: string[];
+    /** the swarm's worst timer delay from the kill to the end (its own CPU starvation) */
+    swarmLagMaxMs: number;
+  } | null;
   probersDead: { stopped: number; completeMs: number | null; elections: number } | null;
-  swarm: { rssMB: number; cpuPct: number; leaseValid: number; probing: number };
+  swarm: { rssMB: number; cpuPct: number; leaseValid: number; probing: number; lagMaxMs: number };
   errors: string[];
 }
 
@@ -245,7 +264,7 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
     }, 250);
     say(`swarm N=${n}: all ${n} planes hold a lease after ${Date.now() - t0} ms; settling, then the load window`);
     await sleep(5000);
-    const cpu0 = await statusOf(workers);
+    const cpu0 = await statusOf(workers, undefined, true);
     const load = await window(clients, o.windowMs);
     const cpu1 = await statusOf(workers);
     say(`swarm N=${n}: planes that found a master unreachable in their last round: ${JSON.stringify((cpu1 as unknown as { unreachable: unknown }).unreachable ?? {})}`);
@@ -280,7 +299,7 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
     let failover: SizeResult['failover'] = null;
     if (o.failover) {
       say(`swarm N=${n}: kill -9 the master of node 0`);
-      const before = await statusOf(workers);
+      const before = await statusOf(workers, undefined, true);
       const victim = masters[0]!;
       const heir = addr(replicas[0]!);
       const killedAt = Date.now();
@@ -316,6 +335,13 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
         lockAttempts: (last.events['failover-step:lock'] ?? 0) - (before.events['failover-step:lock'] ?? 0),
         votes: last.votesCast - before.votesCast,
         events: diff,
+        expiriesBySecond: last.expiries.filter((x) => x >= killedAt).reduce<Record<string, number>>((acc, x) => {
+          const k = String(Math.floor((x - killedAt) / 1000));
+          acc[k] = (acc[k] ?? 0) + 1;
+          return acc;
+        }, {}),
+        swarmLagMaxMs: last.lagMaxMs,
+        notable: last.notable.filter((l) => !before.notable.includes(l)).map((l) => l.slice(0, 400)),
       };
     }
     const end = await statusOf(workers);
@@ -332,7 +358,7 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
       configMs,
       failover,
       probersDead: null,
-      swarm: { rssMB: Math.round(cpu1.rss / 1e6), cpuPct: Math.round(swarmCpu), leaseValid: cpu1.leaseValid, probing: cpu1.probing },
+      swarm: { rssMB: Math.round(cpu1.rss / 1e6), cpuPct: Math.round(swarmCpu), leaseValid: cpu1.leaseValid, probing: cpu1.probing, lagMaxMs: cpu1.lagMaxMs },
       errors: end.errors.slice(0, 5),
     };
   } finally {

@@ -28,7 +28,7 @@ import { Action, Election, LeadOutcome, NodeStatus, alertRoundMs, roundMs, suspi
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { SwitchResult, resumeSwitch, runSwitch } from './switch';
 import { LockNotTakenError, NotSwitchableError } from './errors';
-import { SeatReading, electorate, planClaims, seatKeys, seatTtlMs, tallySeats } from './probers';
+import { SEATS_EVERY, SeatReading, electorate, planClaims, seatKeys, seatTtlMs, tallySeats } from './probers';
 
 export interface FailoverAgentOptions {
   /** this sidecar's id (the one it checks in with on `__cluster__:sidecars`) */
@@ -403,6 +403,8 @@ export class FailoverAgent {
   }
 
   #lastReading: SeatReading | null = null;
+  /** the reading the last claims were planned on */
+  #plannedAt = 0;
 
   /**
    * Every checkMs: what the seats say (from the version round, or a read of our own), then our
@@ -418,7 +420,7 @@ export class FailoverAgent {
     if (this.#o.seats) {
       reading = this.#o.seats();
       // a reading of another configuration's nodes, or an old one, says nothing now
-      if (reading && (reading.nodes.join('\n') !== nodes.join('\n') || this.#now() - reading.at > 3 * t.checkMs)) reading = null;
+      if (reading && (reading.nodes.join('\n') !== nodes.join('\n') || this.#now() - reading.at > (SEATS_EVERY + 2) * t.checkMs)) reading = null;
     } else reading = await this.#readSeats(masters, nodes, bound);
     this.#lastReading = reading;
     if (!reading) return;
@@ -463,7 +465,9 @@ export class FailoverAgent {
       await onAll((c) => c.eval(RELEASE_IF_OURS, 1, probeSeatKey(node, i), this.#o.id));
       return;
     }
-    // a vacancy, now and then
+    // a vacancy, now and then: planned once per reading (a claim on a stale one would only fail)
+    if (reading.at <= this.#plannedAt) return;
+    this.#plannedAt = reading.at;
     const plan = planClaims({ id: this.#o.id, nodes, tally, sidecars: reading.sidecars, random: this.#random, seats: k });
     await Promise.all(
       plan.map(async ({ node, seat }) => {

@@ -20,6 +20,9 @@
 import { PROBE_SEATS, probeSeatKey } from '../cluster/meta-keys';
 import { majority } from '../cluster/config';
 
+/** the version round reads the seats every this many rounds (at a phase of each sidecar's own) */
+export const SEATS_EVERY = 5;
+
 /** One read of the seats: per master, the values in `seatKeys` order, or null when it did not answer. */
 export interface SeatReading {
   /** unix ms when the read was sent */

@@ -291,16 +291,16 @@ interface Candidate {
 }
 
 async function offsets(ctx: Ctx, replicas: string[]): Promise<Candidate[]> {
-  return Promise.all(
-    replicas.map(async (address) => {
-      try {
-        const r = await replication(ctx.o.clientFor(address), ctx.timeout);
-        return { address, offset: r.role === 'slave' ? r.offset : null, role: r.role };
-      } catch (e) {
-        return { address, offset: null, error: (e as Error).message };
-      }
-    }),
-  );
+  const ask = (address: string): Promise<Candidate> =>
+    replication(ctx.o.clientFor(address), ctx.timeout).then(
+      (r) => ({ address, offset: r.role === 'slave' ? r.offset : null, role: r.role }),
+      (e: Error) => ({ address, offset: null, error: e.message }),
+    );
+  const first = await Promise.all(replicas.map(ask));
+  // every replica silent (a busy host, a slow moment): ask once more while the lock is ours,
+  // rather than give the election up and have another leader start over
+  if (first.length === 0 || first.some((c) => c.offset !== null || c.role !== undefined)) return first;
+  return Promise.all(replicas.map(ask));
 }
 
 /**

@@ -84,6 +84,8 @@ export interface InfoExtra {
   nodes?: InfoNode[];
   /** how the nodes are reached and who the sidecar asks for passwords: names only, never a secret */
   access?: { nodeTls: boolean; controlUser: string | null; dataUser: string | null; clientAuth: boolean; tlsListener: boolean };
+  /** the nodes whose masters this sidecar probes (holds a seat of; docs/protocol.md, "Probers"); null without an agent */
+  probing?: string[] | null;
 }
 
 const DEFAULT_SECTIONS = ['server', 'clients', 'memory', 'persistence', 'stats', 'replication', 'cpu', 'cluster', 'ringside', 'nodes'];
@@ -235,6 +237,7 @@ function section(name: string, stats: Stats, extra: InfoExtra): Fields {
         ['redirects', stats.redirects],
         ['lease_expiries', stats.leaseExpiries],
         ['error_reports_sent', stats.errorReportsSent],
+        ...(extra.probing !== undefined ? ([['probing_nodes', extra.probing === null ? '-' : extra.probing.join(',') || 'none']] as Fields) : []),
         ['votes_cast', stats.votesCast],
         ['elections_led', stats.electionsLed],
         ['elections_completed', stats.electionsCompleted],

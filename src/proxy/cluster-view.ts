@@ -3,8 +3,9 @@
  *
  * - start-up: read the configuration from the seeds; no reachable seed is a clear log line and
  *   a retry, never an exit;
- * - every checkMs: one pipelined round to every master: MGET of the version and the probe seats
- *   (src/failover/probers.ts) and a STRLEN of the copy; a majority of masters agreeing with our
+ * - every checkMs: one pipelined round to a majority of masters: GET of the version (every
+ *   SEATS_EVERY-th round an MGET of it and the probe seats, src/failover/probers.ts) and a STRLEN
+ *   of the copy; a majority of masters agreeing with our
  *   version renews the lease (from when the round was *sent*). Every CHECK_IN_EVERY-th round (at
  *   a phase of its own per sidecar) also checks the sidecar in and counts the sidecars: what a
  *   master serves per sidecar stays one small read per checkMs (docs/protocol.md, "What the
@@ -31,6 +32,7 @@ import {
 } from '../cluster/config';
 import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
 import { CHECK_IN_EVERY, TRIM_SIDECARS_SCRIPT, checkInTrimMs } from '../cluster/check-in';
+import { SEATS_EVERY } from '../failover/probers';
 import { SeatReading, seatKeys } from '../failover/probers';
 import { leaseRefusal } from './router';
 import { Routing } from './routing';
@@ -103,7 +105,7 @@ export class ClusterView {
     const copies = new Map<string, Array<string | null> | null>();
     for (const m of r.masters) {
       const c = this.#seats.get(m);
-      copies.set(m, c && c.at >= this.#seatsAt - 3 * this.checkMs ? c.values : null);
+      copies.set(m, c && c.at >= this.#seatsAt - SEATS_EVERY * this.checkMs ? c.values : null);
     }
     return { at: this.#seatsAt, nodes: this.#seatNodes, copies, sidecars: this.#sidecars };
   }
@@ -280,17 +282,23 @@ export class ClusterView {
     // Check in on the first round and then every CHECK_IN_EVERY-th, at a phase of this sidecar's
     // own (so that a fleet's check-ins spread over the period). Entries of *other* sidecars are
     // trimmed too: by the cluster's timing, whatever our local overrides.
-    const checkIn = this.#rounds++ === 0 || (this.#rounds + this.#phase) % CHECK_IN_EVERY === 0;
+    const firstRound = this.#rounds++ === 0;
+    const checkIn = firstRound || (this.#rounds + this.#phase) % CHECK_IN_EVERY === 0;
+    // the seats ride along every SEATS_EVERY-th round (an MGET of 1 + 5 × nodes keys costs a few
+    // µs more than a GET); the others read the version alone
+    const withSeats = firstRound || (this.#rounds + this.#phase) % SEATS_EVERY === 0;
     const trimBefore = sentAt - checkInTrimMs(r.config.timing);
     const info = checkIn ? JSON.stringify({ id: this.#opts.id, addr: this.#opts.addr, version: r.version, epoch: r.config.epoch, time: sentAt }) : '';
     if (this.#checkKeys?.routing !== r) {
       const nodes = Object.keys(r.config.nodes).sort();
       this.#checkKeys = { routing: r, nodes, keys: [VERSION_KEY, ...seatKeys(nodes)] };
     }
-    const keys = this.#checkKeys.keys;
-    if (this.#seatNodes !== this.#checkKeys.nodes) this.#seats.clear();
-    this.#seatNodes = this.#checkKeys.nodes;
-    this.#seatsAt = sentAt;
+    const keys = withSeats ? this.#checkKeys.keys : [VERSION_KEY];
+    if (withSeats) {
+      if (this.#seatNodes !== this.#checkKeys.nodes) this.#seats.clear();
+      this.#seatNodes = this.#checkKeys.nodes;
+      this.#seatsAt = sentAt;
+    }
     // A majority of masters is asked (all of them on check-in rounds): those that answered last
     // time first, rotated per sidecar and round so that the fleet's reads spread evenly. Any
     // version but ours shows on a majority, as every configuration is written to one. Should one
@@ -334,7 +342,7 @@ export class ClusterView {
             if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
             this.#unreachable.delete(m);
             const values = res[0]![1] as Array<string | null>;
-            this.#seats.set(m, { at: sentAt, values: values.slice(1) });
+            if (withSeats) this.#seats.set(m, { at: sentAt, values: values.slice(1) });
             const count = res[5]?.[1];
             if (typeof count === 'number') this.#sidecars = count;
             const v = values[0] ?? null;
@@ -349,7 +357,7 @@ export class ClusterView {
           })
           .catch(() => {
             this.#unreachable.add(m);
-            this.#seats.delete(m);
+            if (withSeats) this.#seats.delete(m);
             widen();
           })
           .finally(() => {

@@ -235,6 +235,7 @@ export class Sidecar implements SidecarContext {
       port: this.options.port,
       readPolicy: this.options.readFrom,
       nodes,
+      probing: this.agent ? this.agent.status().probing : null,
       fromNodes,
       access: {
         nodeTls: nodeTls.enabled,

@@ -11,7 +11,8 @@ import { Stats } from '../../src/observe/stats';
 import { setLogSink } from '../../src/observe/log';
 import { ControlPlane, createControlPlane } from '../../src/failover/control-plane';
 import { Cluster, startCluster } from './servers';
-import type { Teardown } from '../helpers/cluster';
+import { Teardown, directClient, startCluster as startLocal } from '../helpers/cluster';
+import { startSidecar } from '../proxy/helpers';
 
 const timing = { checkMs: 200, leaseMs: 500, downAfterMs: 400 };
 
@@ -158,4 +159,16 @@ t.test('the sidecars probing a master die with it: others take their seats and t
   clearInterval(sampler);
   t.ok(voters.every((p) => everProbed.has(p.id)), 'every vote came from a new prober of c');
   t.ok(dying.every((p) => !everProbed.has(p.id)), 'none of them a dead one');
+});
+
+t.test('INFO ringside says which masters a sidecar probes; one alone probes them all, and gives its seats back when it stops', async (t) => {
+  const cluster = await startLocal(t, { masters: 3, replicasPerMaster: 0, timing });
+  const s = await startSidecar(t, cluster, { failover: true, leaseMs: undefined });
+  const probing = (): string | undefined => /probing_nodes:(\S+)/.exec(s.info(['ringside']))?.[1];
+  await waitFor('a seat of every node', () => probing() === 'a,b,c');
+  const m = directClient(t, cluster.seeds[0]!);
+  const held = async (): Promise<number> => (await m.mget(['a', 'b', 'c'].flatMap((n) => Array.from({ length: PROBE_SEATS }, (_, i) => probeSeatKey(n, i))))).filter((v) => v === s.options.id).length;
+  t.equal(await held(), 3, 'one seat per node, on the masters');
+  await s.stop(200);
+  t.equal(await held(), 0, 'given back on the way out, not left to lapse');
 });
