@@ -197,7 +197,10 @@ export class Election {
         suspectedAt: null,
         lastReportAt: null,
         leading: s?.leading ?? false,
-        backoffUntil: s?.backoffUntil ?? 0,
+        // a new master (after a switch) is not led against before a downAfterMs has passed: its
+        // probes start on fresh connections while the whole fleet reloads, and its only replica
+        // is often the old master, gone
+        backoffUntil: s ? Math.max(s.backoffUntil, this.#now() + (this.#timing?.downAfterMs ?? 1000)) : 0,
         lockFailures: 0,
         votes: 0,
         needed: 1,
