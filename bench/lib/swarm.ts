@@ -446,6 +446,34 @@ export function swarmSvg(series: Array<{ label: string; points: Array<[number, n
   return out.join('\n') + '\n';
 }
 
+/**
+ * The floor, for scale: what one GET per connection per second, from `n` connections at random
+ * phases, costs one redis-server on this machine (the least any design that confirms a lease
+ * each second per sidecar can cost a master it reads from).
+ */
+async function floorRun(procs: Procs, n: number, ms: number): Promise<{ n: number; cpuPct: number; idlePct: number }> {
+  const srv = await startRedis(procs, `swarm-floor`);
+  const admin = new Redis(srv.port, '127.0.0.1').on('error', () => {});
+  const conns = Array.from({ length: n }, () => new Redis(srv.port, '127.0.0.1').on('error', () => {}));
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    await Promise.all(conns.map((c) => c.ping()));
+    const [idle] = await window([admin], ms);
+    for (const c of conns) {
+      const t = setTimeout(() => timers.push(setInterval(() => void c.get('__cluster__:version').catch(() => {}), 1000)), Math.random() * 1000);
+      timers.push(t);
+    }
+    await sleep(2000);
+    const [load] = await window([admin], ms);
+    return { n, cpuPct: load!.cpuPct, idlePct: idle!.cpuPct };
+  } finally {
+    for (const t of timers) clearInterval(t);
+    for (const c of conns) c.disconnect();
+    admin.disconnect();
+    await procs.stop(srv.child);
+  }
+}
+
 export async function swarmMode(o: SwarmOptions, procs: Procs): Promise<number> {
   const results: SizeResult[] = [];
   for (const n of o.sizes) {
@@ -453,9 +481,19 @@ export async function swarmMode(o: SwarmOptions, procs: Procs): Promise<number> 
     results.push(r);
     say(`swarm N=${n}: ${JSON.stringify({ perMaster: r.perMaster, config: r.configMs, failover: r.failover && { ...r.failover, events: undefined } })}`);
   }
+  const top = Math.max(...o.sizes);
+  say(`swarm: the floor, ${top} connections with one GET a second each`);
+  const floor = await floorRun(procs, top, Math.min(o.windowMs, 10_000));
   const lines = markdown(o, results);
+  lines.push(
+    '## The floor, for scale',
+    '',
+    `One redis-server, ${floor.n} connections from one process, each sending one GET a second at a random phase: ${floor.cpuPct.toFixed(2)}% of a core (${floor.idlePct.toFixed(2)}% with the connections open and silent). ` +
+      'A design in which every sidecar confirms its lease with every master each second cannot cost a master less than this; one that asks a majority of three masters, two thirds of it.',
+    '',
+  );
   fs.mkdirSync(o.out, { recursive: true });
-  fs.writeFileSync(path.join(o.out, `swarm-${o.label}.json`), JSON.stringify({ time: new Date().toISOString(), options: o, results }, null, 2) + '\n');
+  fs.writeFileSync(path.join(o.out, `swarm-${o.label}.json`), JSON.stringify({ time: new Date().toISOString(), options: o, results, floor }, null, 2) + '\n');
   fs.writeFileSync(path.join(o.out, `swarm-${o.label}.md`), lines.join('\n'));
   process.stdout.write(lines.join('\n'));
   const series: Array<{ label: string; points: Array<[number, number]> }> = [];

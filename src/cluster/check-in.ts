@@ -7,7 +7,7 @@
 import type { Timing } from './config';
 
 /** a sidecar checks in (and counts the sidecars) every this many version rounds */
-export const CHECK_IN_EVERY = 10;
+export const CHECK_IN_EVERY = 20;
 
 /** how often a sidecar following the cluster's timing checks in */
 export const checkInPeriodMs = (t: Pick<Timing, 'checkMs'>): number => CHECK_IN_EVERY * t.checkMs;

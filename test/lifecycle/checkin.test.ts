@@ -1,5 +1,5 @@
 /**
- * Check-in: every tenth round (src/cluster/check-in.ts) records the sidecar in `__cluster__:sidecars`
+ * Check-in: every 20th round (src/cluster/check-in.ts) records the sidecar in `__cluster__:sidecars`
  * (score: time of the round) and `__cluster__:sidecars:info` (its JSON) on the masters; entries
  * older than three check-in periods (at least three leases) are trimmed from both. And `ringside status`, with one master down, lists the live sidecars with
  * the configuration version each has seen, in text and --json.
@@ -25,7 +25,7 @@ function ringside(args: string[]): Promise<{ code: number; stdout: string; stder
   });
 }
 
-t.test('a sidecar checks in on every master at its first round and every tenth; stale entries are trimmed from both keys', async (t) => {
+t.test('a sidecar checks in on every master at its first round and every 20th; stale entries are trimmed from both keys', async (t) => {
   const cluster = await startCluster(t, { masters: 3, replicasPerMaster: 0, timing: LIFECYCLE_TIMING });
   const startedAt = Date.now();
   const sc = await lifecycleSidecar(t, cluster);
