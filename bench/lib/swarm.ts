@@ -496,13 +496,19 @@ export async function swarmMode(o: SwarmOptions, procs: Procs): Promise<number> 
   fs.writeFileSync(path.join(o.out, `swarm-${o.label}.json`), JSON.stringify({ time: new Date().toISOString(), options: o, results, floor }, null, 2) + '\n');
   fs.writeFileSync(path.join(o.out, `swarm-${o.label}.md`), lines.join('\n'));
   process.stdout.write(lines.join('\n'));
+  writeSwarmSvg(o.out);
+  return 0;
+}
+
+/** swarm.svg from swarm-before.json and swarm-after.json, whichever exist in `out`. */
+export function writeSwarmSvg(out: string): void {
   const series: Array<{ label: string; points: Array<[number, number]> }> = [];
   for (const label of ['before', 'after']) {
-    const f = path.join(o.out, `swarm-${label}.json`);
+    const f = path.join(out, `swarm-${label}.json`);
     if (!fs.existsSync(f)) continue;
     const j = JSON.parse(fs.readFileSync(f, 'utf8')) as { results: SizeResult[] };
-    series.push({ label, points: j.results.map((r) => [r.n, r.perMaster.reduce((s, x) => s + x.cpuPct, 0) / r.perMaster.length]) });
+    const text = label === 'before' ? 'before (at 1 000 the swarm collapsed: a floor)' : label;
+    series.push({ label: text, points: j.results.map((r) => [r.n, r.perMaster.reduce((s, x) => s + x.cpuPct, 0) / r.perMaster.length]) });
   }
-  if (series.length) fs.writeFileSync(path.join(o.out, 'swarm.svg'), swarmSvg(series, 2));
-  return 0;
+  if (series.length) fs.writeFileSync(path.join(out, 'swarm.svg'), swarmSvg(series, 2));
 }

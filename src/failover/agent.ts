@@ -328,10 +328,10 @@ export class FailoverAgent {
     });
     for (const { got } of reads) for (const g of got) touched.set(g.m, (touched.get(g.m) ?? false) || g.votes !== null);
     for (const [m, ok] of touched) if (ok) this.#answeredAt.set(m, now);
-    // Reached: this round's answers; for masters not asked this round, an answer within two checkMs.
+    // Reached: this round's answers; for masters not asked this round, an answer within three checkMs (the version rounds).
     this.#reachable.clear();
     for (const m of masters) {
-      const ok = touched.has(m) ? touched.get(m)! : (this.#answeredAt.get(m) ?? -Infinity) >= now - 2 * t.checkMs;
+      const ok = touched.has(m) ? touched.get(m)! : (this.#answeredAt.get(m) ?? -Infinity) >= now - 3 * t.checkMs;
       if (ok) this.#reachable.add(m);
     }
     this.#total = masters.length;
@@ -425,6 +425,7 @@ export class FailoverAgent {
     this.#lastReading = reading;
     if (!reading) return;
     for (const [m, c] of reading.copies) if (c) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, reading.at));
+    for (const [m, at] of reading.answered ?? []) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, at));
     if (reading.sidecars > 0) this.#live = reading.sidecars;
     const tally = tallySeats(reading, nodes, k);
     const need = majority(masters.length);

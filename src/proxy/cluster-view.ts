@@ -84,6 +84,8 @@ export class ClusterView {
   #seats = new Map<string, { at: number; values: Array<string | null> }>();
   #seatsAt = 0;
   #sidecars = 0;
+  /** master → the sending time of the last round it answered */
+  #answered = new Map<string, number>();
 
   constructor(opts: ClusterViewOptions) {
     this.#opts = opts;
@@ -107,7 +109,7 @@ export class ClusterView {
       const c = this.#seats.get(m);
       copies.set(m, c && c.at >= this.#seatsAt - SEATS_EVERY * this.checkMs ? c.values : null);
     }
-    return { at: this.#seatsAt, nodes: this.#seatNodes, copies, sidecars: this.#sidecars };
+    return { at: this.#seatsAt, nodes: this.#seatNodes, copies, sidecars: this.#sidecars, answered: new Map(this.#answered) };
   }
 
   get routing(): Routing | null {
@@ -341,6 +343,7 @@ export class ClusterView {
           .then((res) => {
             if (!res || res[0]![0]) throw res?.[0]![0] ?? new Error('no reply');
             this.#unreachable.delete(m);
+            if (sentAt > (this.#answered.get(m) ?? 0)) this.#answered.set(m, sentAt);
             const values = res[0]![1] as Array<string | null>;
             if (withSeats) this.#seats.set(m, { at: sentAt, values: values.slice(1) });
             const count = res[5]?.[1];
