@@ -32,8 +32,7 @@ import {
 } from '../cluster/config';
 import { SIDECARS_INFO_KEY } from '../cluster/meta-keys';
 import { CHECK_IN_EVERY, TRIM_SIDECARS_SCRIPT, checkInTrimMs } from '../cluster/check-in';
-import { SEATS_EVERY } from '../failover/probers';
-import { SeatReading, seatKeys } from '../failover/probers';
+import { SEATS_EVERY, SeatReading, seatKeys } from '../failover/probers';
 import { leaseRefusal } from './router';
 import { Routing } from './routing';
 import { controlClient, newest, readCopy, NodeCopy } from '../cluster/store';
@@ -267,8 +266,10 @@ export class ClusterView {
   }
 
   /**
-   * One version round: GET version from every master, pipelined with the check-in. Renews the
-   * lease when a majority agree with our version; reloads when any differs.
+   * One version round: the version (and, every SEATS_EVERY-th round, the probe seats) from a
+   * majority of the masters, widened to all on a failure or a late answer; every CHECK_IN_EVERY-th
+   * round goes to all and checks in. Renews the lease when a majority agree with our version;
+   * reloads when any differs.
    */
   async check(): Promise<void> {
     const r = this.#routing;
