@@ -125,6 +125,8 @@ interface WorkerStatus {
   probing: number;
   versions: Record<string, number>;
   configs: Record<string, string>;
+  /** master → planes whose last version round did not reach it */
+  unreachable: Record<string, number>;
   adoptedAt: number[];
   events: Record<string, number>;
   errors: string[];
@@ -171,14 +173,12 @@ class Worker {
 /** Every worker's status, summed. */
 async function statusOf(workers: Worker[], version?: string, resetLag = false): Promise<WorkerStatus> {
   const all = await Promise.all(workers.map((w) => w.ask<WorkerStatus>({ cmd: 'status', version, resetLag })));
-  const sum: WorkerStatus = { planes: 0, routed: 0, leaseValid: 0, electionsLed: 0, electionsCompleted: 0, votesCast: 0, probing: 0, versions: {}, configs: {}, adoptedAt: [], events: {}, errors: [], notable: [], expiries: [], rss: 0, lagMaxMs: 0, cpu: { user: 0, system: 0 } };
+  const sum: WorkerStatus = { planes: 0, routed: 0, leaseValid: 0, electionsLed: 0, electionsCompleted: 0, votesCast: 0, probing: 0, versions: {}, configs: {}, unreachable: {}, adoptedAt: [], events: {}, errors: [], notable: [], expiries: [], rss: 0, lagMaxMs: 0, cpu: { user: 0, system: 0 } };
   for (const s of all) {
     for (const k of ['planes', 'routed', 'leaseValid', 'electionsLed', 'electionsCompleted', 'votesCast', 'probing', 'rss'] as const) sum[k] += s[k];
     for (const [v, n] of Object.entries(s.versions)) sum.versions[v] = (sum.versions[v] ?? 0) + n;
     Object.assign(sum.configs, s.configs);
-    const u = (s as unknown as { unreachable?: Record<string, number> }).unreachable ?? {};
-    const su = ((sum as unknown as { unreachable?: Record<string, number> }).unreachable ??= {});
-    for (const [m, k] of Object.entries(u)) su[m] = (su[m] ?? 0) + k;
+    for (const [m, k] of Object.entries(s.unreachable)) sum.unreachable[m] = (sum.unreachable[m] ?? 0) + k;
     sum.adoptedAt.push(...s.adoptedAt);
     for (const [e, n] of Object.entries(s.events)) sum.events[e] = (sum.events[e] ?? 0) + n;
     sum.errors.push(...s.errors);
@@ -278,7 +278,7 @@ async function oneSize(o: SwarmOptions, procs: Procs, n: number): Promise<SizeRe
     if (sampled.join() !== seeds.join()) say(`swarm N=${n}: WARNING: the masters changed before the load window: ${seeds.join(',')} → ${sampled.join(',')}`);
     const load = await window(clients, o.windowMs);
     const cpu1 = await statusOf(workers);
-    say(`swarm N=${n}: planes that found a master unreachable in their last round: ${JSON.stringify((cpu1 as unknown as { unreachable: unknown }).unreachable ?? {})}`);
+    say(`swarm N=${n}: planes that found a master unreachable in their last round: ${JSON.stringify(cpu1.unreachable)}`);
     const meta = await Promise.all(clients.map(metaKeys));
     const perMaster = load.map((l, i) => ({
       cmdsPerSec: l.cmdsPerSec - idle[i]!.cmdsPerSec,

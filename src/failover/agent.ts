@@ -24,7 +24,7 @@ import {
 import { NodeCopy, isAuthFailure, newest, readCopy } from '../cluster/store';
 import { logger } from '../observe/log';
 import type { Stats } from '../observe/stats';
-import { Action, Election, LeadOutcome, NodeStatus, alertRoundMs, roundMs, suspicionField, voteFreshMs } from './election';
+import { Action, Election, LeadOutcome, NodeStatus, alertRoundMs, isSuspicion, roundMs, suspicionField, voteFreshMs, voterOf } from './election';
 import { appendLog, formatReport, onQuorum, pushEverywhere, replicaOf, replication, within } from './ops';
 import { SwitchResult, resumeSwitch, runSwitch } from './switch';
 import { LockNotTakenError, NotSwitchableError } from './errors';
@@ -97,9 +97,6 @@ const RELEASE_IF_OURS = "if redis.call('GET', KEYS[1]) == ARGV[1] then return re
 
 /** renews a seat of ours, or takes it back where it lapsed; 0 where another sidecar holds it */
 const RENEW_SEAT = "local v = redis.call('GET', KEYS[1]) if v == ARGV[1] or not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
-
-/** a probe the node answered by refusing our credentials: up, but nothing read */
-const AUTH_REFUSED = Symbol('auth-refused');
 
 export class FailoverAgent {
   readonly #o: FailoverAgentOptions;
@@ -192,6 +189,11 @@ export class FailoverAgent {
     );
   }
 
+  /** The nodes whose masters this sidecar probes (holds a seat of), sorted. */
+  probing(): string[] {
+    return [...this.#mySeats.keys()].sort();
+  }
+
   /** One round now (tests and the loop). */
   async round(): Promise<void> {
     if (this.#round) return this.#round;
@@ -208,7 +210,7 @@ export class FailoverAgent {
       mastersTotal: this.#total,
       mastersReached: this.#reached,
       liveSidecars: this.#live,
-      probing: [...this.#mySeats.keys()].sort(),
+      probing: this.probing(),
       nodes: this.#election.status().map((n) => ({ ...n, reason: this.#reasons.get(n.node) ?? '', votes: this.#votes.get(n.node) ?? 0 })),
       leading: [...this.#leading.keys()][0] ?? null,
       lastElection: this.#lastElection,
@@ -247,12 +249,11 @@ export class FailoverAgent {
   #authRefusedBy = new Map<string, string>();
 
   /** A probe refused for its credentials: logged once per change, never a vote (the node is up). */
-  #authRefused(master: string, message: string): typeof AUTH_REFUSED {
+  #authRefused(master: string, message: string): void {
     if (this.#authRefusedBy.get(master) !== message) {
       this.#authRefusedBy.set(master, message);
       logger.error('node-credentials-refused', { node: master, error: message, effect: 'this sidecar cannot probe or vote on this master until its credentials are fixed (SIGHUP reloads them)' });
     }
-    return AUTH_REFUSED;
   }
 
   /** the agent's own probe connections (with `probeClient`), dropped after a failed probe */
@@ -348,15 +349,14 @@ export class FailoverAgent {
         for (const g of read.got)
           for (const [field, at] of Object.entries(g.votes ?? {})) {
             const ms = Number(at);
-            const id = field.endsWith(':suspect') ? field.slice(0, -':suspect'.length) : field;
-            if (!voters.has(id) || !Number.isFinite(ms)) continue;
+            if (!voters.has(voterOf(field)) || !Number.isFinite(ms)) continue;
             if (ms > (votes.get(field) ?? -Infinity)) votes.set(field, ms);
           }
       }
       return { node: n, address: config.nodes[n]!.master, votes, electorate: voters.size };
     });
     const actions = this.#election.decide({ config, mastersTotal: masters.length, mastersReached: this.#reached, liveSidecars: 0, nodes: views });
-    for (const v of views) this.#votes.set(v.node, [...v.votes].filter(([f, at]) => !f.endsWith(':suspect') && at >= now - voteFreshMs(t)).length);
+    for (const v of views) this.#votes.set(v.node, [...v.votes].filter(([f, at]) => !isSuspicion(f) && at >= now - voteFreshMs(t)).length);
     for (const n of [...this.#votes.keys()]) if (!this.#mySeats.has(n)) this.#votes.delete(n);
     await Promise.all(actions.map((a) => this.#act(config, a)));
     this.#lastRoundAt = this.#now();
@@ -424,8 +424,7 @@ export class FailoverAgent {
     } else reading = await this.#readSeats(masters, nodes, bound);
     this.#lastReading = reading;
     if (!reading) return;
-    for (const [m, c] of reading.copies) if (c) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, reading.at));
-    for (const [m, at] of reading.answered ?? []) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, at));
+    for (const [m, at] of reading.answered) this.#answeredAt.set(m, Math.max(this.#answeredAt.get(m) ?? 0, at));
     if (reading.sidecars > 0) this.#live = reading.sidecars;
     const tally = tallySeats(reading, nodes, k);
     const need = majority(masters.length);
@@ -488,19 +487,21 @@ export class FailoverAgent {
     const keys = seatKeys(nodes, this.#seatsPerNode);
     const copies = new Map<string, Array<string | null> | null>();
     let sidecars = 0;
+    const answered = new Map<string, number>();
     await Promise.all(
       masters.map(async (m) => {
         try {
           const res = await within(this.#o.client(m).pipeline().mget(keys).zcard(SIDECARS_KEY).exec(), bound);
           if (!res || res[0]![0]) throw new Error('no reply');
           copies.set(m, res[0]![1] as Array<string | null>);
+          answered.set(m, at);
           sidecars = Math.max(sidecars, Number(res[1]![1]) || 0);
         } catch {
           copies.set(m, null);
         }
       }),
     );
-    return { at, nodes, copies, sidecars };
+    return { at, nodes, copies, sidecars, answered };
   }
 
   /** Masters other than `except` that answered the last probe (all of them before the first round). */

@@ -117,6 +117,10 @@ export const suspectAfterMs = (t: ElectionTiming): number =>
 /** Field of a suspicion in the votes hash, beside the sidecar's vote (field: its id). */
 export const suspicionField = (id: string): string => `${id}:suspect`;
 const SUSPECT_SUFFIX = ':suspect';
+/** Whether a votes-hash field is a suspicion (`<id>:suspect`) rather than a vote (`<id>`). */
+export const isSuspicion = (field: string): boolean => field.endsWith(SUSPECT_SUFFIX);
+/** The sidecar id behind a votes-hash field, vote or suspicion. */
+export const voterOf = (field: string): string => (isSuspicion(field) ? field.slice(0, -SUSPECT_SUFFIX.length) : field);
 
 /** Votes older than this are ignored: "a few downAfterMs". */
 export const voteFreshMs = (t: ElectionTiming): number => 3 * t.downAfterMs;
@@ -356,7 +360,7 @@ export class Election {
       const entries = view.votes instanceof Map ? [...view.votes] : Object.entries(view.votes);
       for (const [field, at] of entries) {
         if (at < since || at > now + t.downAfterMs) continue;
-        if (field.endsWith(SUSPECT_SUFFIX)) suspects.add(field.slice(0, -SUSPECT_SUFFIX.length));
+        if (isSuspicion(field)) suspects.add(voterOf(field));
         else voters.add(field);
       }
       if (down) voters.add(this.#id); // ours counts, read back yet or not

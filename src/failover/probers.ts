@@ -32,8 +32,8 @@ export interface SeatReading {
   copies: Map<string, Array<string | null> | null>;
   /** sidecars checked in, as the masters last counted them (0: unknown) */
   sidecars: number;
-  /** master → unix ms of the sending of the last round it answered (any round, seats or not) */
-  answered?: Map<string, number>;
+  /** master → unix ms of the sending of the last read it answered (any version round, seats or not) */
+  answered: Map<string, number>;
 }
 
 /** The seat keys of `nodes` (sorted), node by node: the order of every seat read. */

@@ -326,8 +326,9 @@ export class ClusterView {
         widened = true;
         for (const m of order.slice(first.length)) ask(m);
       };
-      const late = setTimeout(widen, Math.max(25, Math.floor(this.checkMs / 4)));
-      late.unref();
+      // (a round that asks every master already has nothing to widen to)
+      const late = widened ? undefined : setTimeout(widen, Math.max(25, Math.floor(this.checkMs / 4)));
+      late?.unref();
       const ask = (m: string): void => {
         asked++;
         const p = this.client(m)

@@ -8,7 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { ClusterView } from './cluster-view';
+import type { ClusterView } from './cluster-view';
 import { Pool } from './pool';
 import { ClientSession } from './session';
 import type { SidecarContext, SidecarOptions } from './context';
@@ -30,7 +30,6 @@ import type { PoolOptions } from './pool';
 import { ListenError } from './errors';
 import { ClientAuth, ClientUsers } from './client-auth';
 import { nodeTls } from '../cluster/node-tls';
-import { controlClient } from '../cluster/store';
 export { ListenError } from './errors';
 
 const VERSION: string = require('../../../package.json').version;
@@ -235,7 +234,7 @@ export class Sidecar implements SidecarContext {
       port: this.options.port,
       readPolicy: this.options.readFrom,
       nodes,
-      probing: this.agent ? this.agent.status().probing : null,
+      probing: this.agent ? this.agent.probing() : null,
       fromNodes,
       access: {
         nodeTls: nodeTls.enabled,

@@ -29,6 +29,7 @@ const reading = (copies: Array<Array<string | null> | null>, sidecars = 0): Seat
   nodes: NODES,
   copies: new Map(copies.map((c, i) => [`m${i}`, c])),
   sidecars,
+  answered: new Map(),
 });
 const empty = (): Array<string | null> => Array.from({ length: NODES.length * K }, () => null);
 
